@@ -1,0 +1,122 @@
+"""The event log: one JSON object per line, with `time` (wall clock, ISO 8601), `mono`
+(time.monotonic(), to measure latencies between lines), `event` and its fields.
+
+Events: transcript, prompt, generator, osc, osc_flood, error, start, stop, frame (first
+presented frame), plus what later stages add. Safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        try:
+            return value.item()
+        except Exception:
+            pass
+    return repr(value)
+
+
+class EventLog:
+    def __init__(self, path: Path | None, also: TextIO | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        self._also = also
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, event: str, **fields: Any) -> dict:
+        record = {
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "mono": round(time.monotonic(), 4),
+            "event": event,
+        }
+        record.update({k: _jsonable(v) for k, v in fields.items()})
+        line = json.dumps(record, ensure_ascii=False)
+        with self._lock:
+            for f in (self._file, self._also):
+                if f is not None:
+                    try:
+                        f.write(line + "\n")
+                    except (OSError, ValueError) as exc:  # a full disk must not stop the show
+                        log.warning("event log write failed: %s", exc)
+        return record
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class FloodSummary:
+    """Lets the first `burst` events of a kind through each `window_s`; the rest are counted
+    and written as one summary line when the window closes, so a flood of OSC messages
+    cannot fill the disk or slow the server."""
+
+    def __init__(self, log_: EventLog, event: str, burst: int = 20, window_s: float = 1.0) -> None:
+        self._log = log_
+        self._event = event
+        self._burst = burst
+        self._window_s = window_s
+        self._lock = threading.Lock()
+        self._window_start = time.monotonic()
+        self._in_window = 0
+        self._suppressed = 0
+        self._suppressed_by: dict[str, int] = {}
+
+    def write(self, key: str = "", **fields: Any) -> None:
+        summary = None
+        with self._lock:
+            t = time.monotonic()
+            if t - self._window_start >= self._window_s:
+                summary = self._take_summary(t)
+            self._in_window += 1
+            allowed = self._in_window <= self._burst
+            if not allowed:
+                self._suppressed += 1
+                self._suppressed_by[key] = self._suppressed_by.get(key, 0) + 1
+        if summary:
+            self._log.write(f"{self._event}_flood", **summary)
+        if allowed:
+            self._log.write(self._event, **fields)
+
+    def _take_summary(self, t: float) -> dict | None:
+        summary = None
+        if self._suppressed:
+            summary = {
+                "suppressed": self._suppressed,
+                "seconds": round(t - self._window_start, 3),
+                "by": dict(sorted(self._suppressed_by.items(), key=lambda kv: -kv[1])[:10]),
+            }
+        self._window_start = t
+        self._in_window = 0
+        self._suppressed = 0
+        self._suppressed_by = {}
+        return summary
+
+    def flush(self) -> None:
+        with self._lock:
+            summary = self._take_summary(time.monotonic())
+        if summary:
+            self._log.write(f"{self._event}_flood", **summary)

@@ -1,0 +1,117 @@
+"""Typed, timestamped messages that flow between the stages.
+
+Every message carries `t`, a `time.monotonic()` stamp taken where the data was born, so
+latency from input to photon can be measured at the display.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono float32 samples in [-1, 1]; `t` is when the first sample was captured."""
+
+    samples: np.ndarray
+    sample_rate: int
+    t: float = field(default_factory=now)
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One stretch of speech cut out by endpointing; `t_end` is its last voiced sample."""
+
+    samples: np.ndarray
+    sample_rate: int
+    t_start: float
+    t_end: float
+    t: float = field(default_factory=now)
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Text heard in an utterance. `text` is the visitor's own words; `english` is the
+    English rendering used for the prompt (equal to `text` for English speech)."""
+
+    text: str
+    language: str = "en"
+    english: str = ""
+    final: bool = True
+    utterance_end_t: float = 0.0
+    t: float = field(default_factory=now)
+
+    @property
+    def prompt_text(self) -> str:
+        return self.english or self.text
+
+
+@dataclass(frozen=True)
+class CameraFrame:
+    """An RGB uint8 image (H, W, 3) from a camera source."""
+
+    image: np.ndarray
+    index: int
+    source: str
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The words the generator paints, and where they came from."""
+
+    text: str
+    negative: str = ""
+    source: str = "show"  # "show", "speech", "osc"
+    caption: str = ""  # what the visitor said, in their own language, for the screen
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything besides the prompt that shapes a generated frame; changed by cues and OSC."""
+
+    strength: float = 0.5
+    steps: int = 1
+    seed: int = 42
+    guidance_scale: float = 0.0
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class GeneratedFrame:
+    """An RGB uint8 image made by a generator, traceable to the words and settings that made it."""
+
+    image: np.ndarray
+    prompt: Prompt
+    params: GenerationParams
+    generator: str
+    model: str
+    source_t: float | None = None  # stamp of the camera frame it restyled, if any
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A command from outside (OSC, keyboard): address and arguments, and who sent it."""
+
+    address: str
+    args: tuple[Any, ...] = ()
+    sender: tuple[str, int] | None = None
+    t: float = field(default_factory=now)
