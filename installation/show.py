@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,52 +30,49 @@ DeviceOrPath = Union[int, str]
 
 
 class ShowInfo(_Section):
-    name: str = "untitled"
-    title: str = ""
-    description: str = ""
+    name: str = Field("untitled", description="Short name, shown in logs and status.")
+    title: str = Field("", description="Shown on the starting card.")
+    description: str = Field("", description="Free text for the people who run the show.")
 
 
 class CameraConfig(_Section):
-    # A device index (0), a file path (relative paths are from the project root), a stream
-    # URL (rtsp://, tcp://, http://), or "none" for a show without a camera.
-    source: DeviceOrPath = "none"
-    loop: bool = True  # files only
-    paced: bool = True  # files play at their own frame rate; False reads as fast as possible
-    width: Annotated[int, Field(ge=0, le=7680)] = 0  # 0 keeps the device default
-    height: Annotated[int, Field(ge=0, le=4320)] = 0
-    retry_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    source: DeviceOrPath = Field(
+        "none", description="Device index (0), video file (relative to the project), stream URL "
+        "(rtsp://, tcp://, http://), or \"none\".")
+    loop: bool = Field(True, description="Files: start again at the end.")
+    paced: bool = Field(True, description="Files: play at the file's frame rate (false: as fast as read).")
+    width: int = Field(0, ge=0, le=7680, description="Capture width to ask the device for (0: its default).")
+    height: int = Field(0, ge=0, le=4320, description="Capture height to ask the device for (0: its default).")
+    retry_s: float = Field(2.0, gt=0, le=60, description="Seconds between attempts to reopen a lost camera.")
 
 
 class MicrophoneConfig(_Section):
-    # A device name or index, a WAV file path, "default" for the system's default input, or
-    # "none" for a show without speech.
-    source: DeviceOrPath = "none"
-    loop: bool = False  # WAV files only: once then silence, unless True
-    sample_rate: Literal[16000] = 16000
-    chunk_ms: Annotated[int, Field(ge=5, le=200)] = 20
+    source: DeviceOrPath = Field(
+        "none", description="Device name (part of it) or index, \"default\", a WAV file, or \"none\".")
+    loop: bool = Field(False, description="WAV files: loop (false: play once, then silence).")
+    sample_rate: Literal[16000] = Field(16000, description="Capture rate in Hz (Whisper's).")
+    chunk_ms: int = Field(20, ge=5, le=200, description="Audio chunk length in milliseconds.")
 
 
 class SpeechConfig(_Section):
-    enabled: bool = True
-    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
-    # A model name ("tiny.en", "base"), a Hugging Face id, or a local folder.
-    model: str = "tiny.en"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "auto"  # int8 on CPU, float16 on CUDA when "auto"
-    language: str = "auto"  # a code such as "en" or "ko", or "auto"
-    beam_size: Annotated[int, Field(ge=1, le=10)] = 1
-    # Endpointing
-    energy_threshold_db: Annotated[float, Field(ge=-90, le=0)] = -40.0
-    preroll_ms: Annotated[int, Field(ge=0, le=2000)] = 300
-    min_speech_ms: Annotated[int, Field(ge=50, le=5000)] = 300
-    end_silence_ms: Annotated[int, Field(ge=100, le=5000)] = 500
-    max_utterance_s: Annotated[float, Field(gt=0.5, le=30)] = 10.0
+    enabled: bool = Field(True, description="Listen and transcribe at all.")
+    engine: Literal["faster-whisper", "openai-whisper"] = Field("faster-whisper", description="Transcription engine.")
+    model: str = Field("tiny.en", description="Whisper model: a size (tiny.en, base, small), a Hugging Face id, or a local folder.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where Whisper runs.")
+    compute_type: str = Field("auto", description="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA).")
+    language: str = Field("auto", description="Language code (en, ko, ...) or \"auto\" to detect.")
+    beam_size: int = Field(1, ge=1, le=10, description="Beam search width (1 is fastest).")
+    energy_threshold_db: float = Field(-40.0, ge=-90, le=0, description="Loudness (dBFS) above which audio counts as voiced.")
+    preroll_ms: int = Field(300, ge=0, le=2000, description="Audio kept from before speech starts.")
+    min_speech_ms: int = Field(300, ge=50, le=5000, description="Shorter sounds are ignored.")
+    end_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance.")
+    max_utterance_s: float = Field(10.0, gt=0.5, le=30, description="Longest utterance before it is cut.")
 
 
 class PromptConfig(_Section):
-    template: str = "{speech}"
-    initial: str = "a quiet garden at dawn, soft light"
-    negative: str = ""
+    template: str = Field("{speech}", description="The prompt; {speech} is replaced by the visitor's words.")
+    initial: str = Field("a quiet garden at dawn, soft light", description="The prompt before anyone speaks.")
+    negative: str = Field("", description="Negative prompt (models with guidance only).")
 
     @field_validator("template")
     @classmethod
@@ -90,38 +87,39 @@ class PromptConfig(_Section):
 
 
 class GeneratorConfig(_Section):
-    # "auto": diffusers when the model is present locally, else preview (labelled on screen).
-    kind: Literal["auto", "diffusers", "preview"] = "auto"
-    model: str = "stabilityai/sd-turbo"  # Hugging Face id or local folder
-    mode: Literal["img2img", "txt2img"] = "img2img"  # img2img falls back to txt2img with no camera
-    steps: Annotated[int, Field(ge=1, le=50)] = 1
-    strength: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    guidance_scale: Annotated[float, Field(ge=0.0, le=20.0)] = 0.0
-    width: Annotated[int, Field(ge=64, le=2048, multiple_of=8)] = 512
-    height: Annotated[int, Field(ge=64, le=2048, multiple_of=8)] = 512
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_fps: Annotated[float, Field(gt=0, le=500)] = 30.0
+    kind: Literal["auto", "diffusers", "preview"] = Field(
+        "auto", description="auto: diffusers when the model is on disk, else the labelled preview.")
+    model: str = Field("stabilityai/sd-turbo", description="Diffusion model: Hugging Face id or local folder.")
+    mode: Literal["img2img", "txt2img"] = Field("img2img", description="img2img restyles the camera (txt2img without one).")
+    steps: int = Field(1, ge=1, le=50, description="Denoising steps per frame.")
+    strength: float = Field(0.5, ge=0.0, le=1.0, description="img2img: how far the picture departs from the camera.")
+    guidance_scale: float = Field(0.0, ge=0.0, le=20.0, description="Classifier-free guidance (0 for Turbo models).")
+    width: int = Field(512, ge=64, le=2048, multiple_of=8, description="Generated width in pixels.")
+    height: int = Field(512, ge=64, le=2048, multiple_of=8, description="Generated height in pixels.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Noise seed.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where diffusion runs.")
+    max_fps: float = Field(30.0, gt=0, le=500, description="Upper bound on generated frames per second.")
 
 
 class DisplayConfig(_Section):
-    mode: Literal["fullscreen", "windowed", "headless"] = "fullscreen"
-    monitor: Annotated[int, Field(ge=0, le=15)] = 0
-    width: Annotated[int, Field(ge=160, le=7680)] = 1280
-    height: Annotated[int, Field(ge=120, le=4320)] = 720
-    fps: Annotated[float, Field(gt=0, le=240)] = 60.0
-    crossfade_s: Annotated[float, Field(ge=0, le=30)] = 0.4
-    caption: bool = True
-    caption_seconds: Annotated[float, Field(gt=0, le=600)] = 12.0
-    caption_size: Annotated[int, Field(ge=8, le=300)] = 40
-    hud: bool = False
-    lock_keyboard: bool = False  # True: Esc does not quit (public spaces)
+    mode: Literal["fullscreen", "windowed", "headless"] = Field(
+        "fullscreen", description="fullscreen on `monitor`, a window, or none (recording only).")
+    monitor: int = Field(0, ge=0, le=15, description="Monitor index for fullscreen (see `python run.py devices`).")
+    width: int = Field(1280, ge=160, le=7680, description="Window / headless width.")
+    height: int = Field(720, ge=120, le=4320, description="Window / headless height.")
+    fps: float = Field(60.0, gt=0, le=240, description="Presentation rate.")
+    crossfade_s: float = Field(0.4, ge=0, le=30, description="Crossfade from one generated frame to the next (0: cut).")
+    caption: bool = Field(True, description="Show the visitor's words.")
+    caption_seconds: float = Field(12.0, gt=0, le=600, description="How long a caption stays.")
+    caption_size: int = Field(40, ge=8, le=300, description="Caption font size in pixels.")
+    hud: bool = Field(False, description="Overlay fps per stage, drops, generator and model.")
+    lock_keyboard: bool = Field(False, description="Esc does not quit (public spaces).")
 
 
 class OscConfig(_Section):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 9000  # 0 picks a free port
+    enabled: bool = Field(True, description="Listen for OSC.")
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for the network).")
+    port: int = Field(9000, ge=0, le=65535, description="UDP port (0: any free port).")
 
 
 class Show(_Section):
