@@ -1,0 +1,315 @@
+"""Endpointing: audio chunks in, utterances out; and the speech thread that transcribes them.
+
+The endpointer works on short frames. A frame is voiced when every gate says so; the first
+gate is signal energy (RMS in dBFS against the show's threshold, with hysteresis so a word
+fading out does not chop the utterance). A later gate (Silero VAD) is one more `FrameGate`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .channels import DropOldestQueue
+from .interfaces import Transcriber
+from .messages import AudioChunk, Transcript, Utterance
+from .show import SpeechConfig
+from .worker import ErrorHandler, Worker
+
+log = logging.getLogger(__name__)
+
+EventHook = Callable[..., Any]  # on_event(name: str, **fields)
+
+
+def rms_dbfs(frame: np.ndarray) -> float:
+    """Loudness of a frame in dB relative to full scale (a full-scale square wave is 0 dB)."""
+    if len(frame) == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(frame, dtype=np.float64))))
+    return 20.0 * float(np.log10(max(rms, 1e-6)))
+
+
+class FrameGate(Protocol):
+    """Decides whether one frame is speech. `in_speech` tells it whether an utterance is
+    open, so a gate can hold on more easily than it starts (hysteresis)."""
+
+    def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class EnergyGate:
+    """Voiced when the frame is louder than `threshold_db`; once speech has started, it
+    stays voiced down to `threshold_db - hysteresis_db`, so soft word endings count."""
+
+    threshold_db: float
+    hysteresis_db: float = 6.0
+    last_db: float = -120.0
+
+    def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool:
+        self.last_db = rms_dbfs(frame)
+        limit = self.threshold_db - (self.hysteresis_db if in_speech else 0.0)
+        return self.last_db >= limit
+
+    def reset(self) -> None:
+        self.last_db = -120.0
+
+
+@dataclass
+class EndpointerStats:
+    utterances: int = 0
+    blips_dropped: int = 0  # voiced stretches shorter than min_speech_ms
+    cuts: int = 0  # utterances ended by max_utterance_s rather than by silence
+
+
+class Endpointer:
+    """Cuts a stream of chunks into utterances.
+
+    - onset: the first voiced frame; `preroll_ms` of audio before it is kept, so soft
+      beginnings ("f" in "fox") reach the recogniser;
+    - end: `end_silence_ms` of unvoiced frames after the last voiced one;
+    - an utterance whose voiced frames add up to less than `min_speech_ms` is a blip (a
+      cough, a door) and is dropped;
+    - an utterance reaching `max_utterance_s` (pre-roll included) is cut and a new one may
+      start at once;
+    - the audio handed on runs from the pre-roll to `tail_ms` after the last voiced frame.
+
+    `Utterance.t_start` / `t_end` are the monotonic times of the first / last voiced
+    sample (to frame precision), taken from the chunks' capture stamps. Not thread-safe:
+    one thread feeds it.
+    """
+
+    def __init__(
+        self,
+        cfg: SpeechConfig,
+        sample_rate: int = 16000,
+        frame_ms: float = 20.0,
+        tail_ms: int = 200,
+        gates: Sequence[FrameGate] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.sample_rate = sample_rate
+        self.frame_samples = max(1, round(sample_rate * frame_ms / 1000))
+        self.frame_s = self.frame_samples / sample_rate
+        self.gates: list[FrameGate] = list(gates) if gates is not None else [EnergyGate(cfg.energy_threshold_db)]
+        self._preroll_frames = int(round(cfg.preroll_ms / 1000 / self.frame_s))
+        self._end_frames = max(1, int(np.ceil(cfg.end_silence_ms / 1000 / self.frame_s)))
+        self._min_voiced = max(1, int(np.ceil(cfg.min_speech_ms / 1000 / self.frame_s)))
+        self._max_frames = max(1, int(cfg.max_utterance_s / self.frame_s))
+        self._tail_frames = min(self._end_frames, int(round(tail_ms / 1000 / self.frame_s)))
+        self.stats = EndpointerStats()
+        self._pending = np.zeros(0, np.float32)  # samples not yet making a whole frame
+        self._pending_t = 0.0  # capture time of _pending[0]
+        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=max(self._preroll_frames, 1))
+        self._reset_utterance()
+
+    # --- state -------------------------------------------------------------------------
+    def _reset_utterance(self) -> None:
+        self._in_speech = False
+        self._frames: list[np.ndarray] = []
+        self._last_voiced = -1  # index in _frames of the last voiced frame
+        self._voiced = 0
+        self._t_start = 0.0
+        self._t_last_voiced_end = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def reset(self) -> None:
+        """Forget everything (e.g. after the stream was interrupted)."""
+        self._pending = np.zeros(0, np.float32)
+        self._preroll.clear()
+        for g in self.gates:
+            g.reset()
+        self._reset_utterance()
+
+    # --- feeding -----------------------------------------------------------------------
+    def feed(self, chunk: AudioChunk) -> list[Utterance]:
+        if chunk.sample_rate != self.sample_rate:
+            raise ValueError(
+                f"endpointer expects {self.sample_rate} Hz audio, got a chunk at {chunk.sample_rate} Hz"
+            )
+        samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(samples)):  # one bad driver block must not poison Whisper
+            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        if len(self._pending) == 0:
+            self._pending_t = chunk.t
+        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        out: list[Utterance] = []
+        n = self.frame_samples
+        whole = len(self._pending) // n
+        for i in range(whole):
+            frame = self._pending[i * n : (i + 1) * n]
+            u = self._frame(frame, self._pending_t + i * self.frame_s)
+            if u is not None:
+                out.append(u)
+        self._pending = self._pending[whole * n :].copy()
+        self._pending_t += whole * self.frame_s
+        return out
+
+    def flush(self) -> list[Utterance]:
+        """Ends the open utterance, if any (stream ended, show paused)."""
+        out = []
+        if self._in_speech:
+            u = self._finish(cut=False)
+            if u is not None:
+                out.append(u)
+        self._preroll.clear()
+        return out
+
+    def _frame(self, frame: np.ndarray, t: float) -> Utterance | None:
+        voiced = all(g.is_speech(frame, self._in_speech) for g in self.gates)
+        if not self._in_speech:
+            if not voiced:
+                if self._preroll_frames:
+                    self._preroll.append(frame)
+                return None
+            self._in_speech = True
+            self._frames = list(self._preroll)
+            self._preroll.clear()
+            self._t_start = t
+        self._frames.append(frame)
+        if voiced:
+            self._voiced += 1
+            self._last_voiced = len(self._frames) - 1
+            self._t_last_voiced_end = t + self.frame_s
+        elif len(self._frames) - 1 - self._last_voiced >= self._end_frames:
+            return self._finish(cut=False)
+        if len(self._frames) >= self._max_frames:
+            return self._finish(cut=True)
+        return None
+
+    def _finish(self, cut: bool) -> Utterance | None:
+        frames, last, voiced = self._frames, self._last_voiced, self._voiced
+        t_start, t_end = self._t_start, self._t_last_voiced_end - 1.0 / self.sample_rate
+        self._reset_utterance()
+        if voiced < self._min_voiced:
+            self.stats.blips_dropped += 1
+            if self._preroll_frames:
+                self._preroll.extend(frames[-self._preroll_frames :])
+            return None
+        end = len(frames) if cut else min(len(frames), last + 1 + self._tail_frames)
+        if self._preroll_frames:
+            self._preroll.extend(frames[end:])  # silence after the tail: pre-roll for the next
+        samples = np.concatenate(frames[:end])
+        self.stats.utterances += 1
+        self.stats.cuts += int(cut)
+        return Utterance(samples=samples, sample_rate=self.sample_rate, t_start=t_start, t_end=t_end)
+
+
+# --- what counts as heard ----------------------------------------------------------------
+
+# Whisper's favourite inventions on noise and silence: subtitle credits and stock phrases
+# from its training data. Rejected only when they are the whole transcript.
+_HALLUCINATIONS = {
+    "you", "thank you", "thanks", "thank you very much", "thanks for watching",
+    "thank you for watching", "thanks for watching and see you next time",
+    "please subscribe", "subscribe", "bye", "bye bye", "okay", "so", "uh", "um", "hmm", "mm",
+    "oh", "ah", "the end", "i'm sorry", "silence",
+}
+# "[Music]", "(upbeat music)", "*applause*", "♪": sound descriptions, not words said.
+_ANNOTATIONS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
+_WORD = re.compile(r"[^\W_]+")
+
+
+def rejection_reason(text: str) -> str | None:
+    """Why a transcript should not become a prompt ("empty", "no words", "annotation",
+    "hallucination", "repetition"), or None if it is credible."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if not _WORD.search(stripped):
+        return "no words"
+    words = _WORD.findall(_ANNOTATIONS.sub(" ", stripped).lower())
+    if not words:
+        return "annotation"
+    if " ".join(words) in _HALLUCINATIONS:
+        return "hallucination"
+    if len(words) >= 6 and len(set(words)) <= max(1, len(words) // 4):
+        return "repetition"  # "the the the the the the": Whisper looping on noise
+    return None
+
+
+# --- the thread ----------------------------------------------------------------------------
+
+
+class SpeechWorker(Worker):
+    """Feeds audio chunks to the endpointer and transcribes each utterance. The transcriber
+    loads in this thread, so the app starts (and shows its first frame) at once.
+
+    Chunks that arrive while a transcription runs wait in the audio queue, which must be
+    long enough for the slowest transcription (the app sizes it: seconds of chunks).
+    """
+
+    get_timeout_s = 0.2
+
+    def __init__(
+        self,
+        audio: DropOldestQueue[AudioChunk],
+        transcriber: Transcriber,
+        endpointer: Endpointer,
+        out: DropOldestQueue[Transcript],
+        on_error: ErrorHandler | None = None,
+        on_event: EventHook | None = None,
+        name: str = "speech",
+    ) -> None:
+        super().__init__(name=name, on_error=on_error)
+        self.audio = audio
+        self.transcriber = transcriber
+        self.endpointer = endpointer
+        self.out = out
+        self._on_event = on_event
+        self.transcribed = 0
+        self.rejected = 0
+        self.last_transcribe_s = 0.0
+
+    def setup(self) -> None:
+        t0 = time.monotonic()
+        self.transcriber.load()
+        self._event("speech_ready", transcriber=getattr(self.transcriber, "name", "?"),
+                    load_s=round(time.monotonic() - t0, 3))
+
+    def step(self) -> None:
+        chunk = self.audio.get(self.get_timeout_s)
+        if chunk is None:
+            return
+        for utterance in self.endpointer.feed(chunk):
+            self.beat()  # a long transcription is work, not a stall
+            self.handle(utterance)
+            if self.stopping:
+                return
+
+    def handle(self, utterance: Utterance) -> Transcript | None:
+        """Transcribe one utterance and pass on what is credible."""
+        t0 = time.monotonic()
+        transcript = self.transcriber.transcribe(utterance)
+        self.last_transcribe_s = time.monotonic() - t0
+        self.rate_meter.tick()
+        fields = dict(duration_s=round(utterance.duration, 3), transcribe_s=round(self.last_transcribe_s, 3))
+        text = transcript.text if transcript is not None else ""
+        reason = rejection_reason(text)
+        if transcript is None or reason is not None:
+            self.rejected += 1
+            self._event("rejected", text=text, reason=reason or "empty", **fields)
+            return None
+        self.transcribed += 1
+        self._event("heard", text=transcript.text, language=transcript.language,
+                    latency_s=round(transcript.t - utterance.t_end, 3), **fields)
+        self.out.put(transcript)
+        return transcript
+
+    def _event(self, name: str, **fields: Any) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(name, **fields)
+        except Exception:  # the app's logging must never stop speech
+            log.exception("%s: on_event(%r) failed", self.name, name)
