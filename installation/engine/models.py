@@ -1,0 +1,207 @@
+"""Where model weights live, whether they are here, and how to fetch them.
+
+No torch or diffusers here (stdlib and huggingface_hub only), so the app can decide between
+the diffusers generator and the preview before paying for those imports. Nothing in this
+module downloads except `fetch_model`, which the `fetch-models` command calls on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..show import resolve_path
+
+log = logging.getLogger(__name__)
+
+FETCH_COMMAND = "python run.py fetch-models"
+ALLOW_DOWNLOAD_ENV = "JADONG_ALLOW_DOWNLOAD"
+
+DEFAULT_MODELS = ("stabilityai/sd-turbo", "stabilityai/sdxl-turbo", "madebyollin/taesd")
+
+# What a gallery agrees to by running these weights. Checked against the model cards in 2025;
+# the cards are the authority, so the fetch command prints the link before downloading.
+# SD-Turbo was released under the Non-Commercial Research Community License and moved to the
+# Community License (free below USD 1M annual revenue) in 2024; SDXL-Turbo's card still names
+# the non-commercial licence.
+MODEL_LICENCES: dict[str, str] = {
+    "stabilityai/sd-turbo": (
+        "Stability AI Community License (first released under the Stability AI Non-Commercial "
+        "Research Community License); https://huggingface.co/stabilityai/sd-turbo"
+    ),
+    "stabilityai/sdxl-turbo": (
+        "Stability AI Non-Commercial Research Community License (sai-nc-community); "
+        "https://huggingface.co/stabilityai/sdxl-turbo"
+    ),
+    "madebyollin/taesd": "MIT; https://huggingface.co/madebyollin/taesd",
+}
+
+# An "owner/name" Hugging Face repo id (what is not a folder on disk and looks like this).
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+# Formats and variants we never need: the diffusers folders in fp32 safetensors load on both
+# CPU and CUDA (cast to fp16 there), so the rest is gigabytes of duplicates.
+_FETCH_IGNORE = ["*.bin", "*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.pb", "*.fp16.safetensors"]
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now rather than at import, so a
+    show (or a test) that sets HF_HUB_CACHE or HF_HOME later is honoured."""
+    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    home = os.environ.get("HF_HOME")
+    if home:
+        return Path(home).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def _tilde(path: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def looks_like_hf_id(model: str) -> bool:
+    return bool(_HF_ID.match(model)) and not model.startswith((".", "~"))
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model from a show file points: a local folder, or a Hugging Face id."""
+
+    model: str
+    folder: Path | None  # set when `model` names a folder on disk (existing or not)
+    hf_id: str | None  # set when `model` is a Hugging Face repo id
+
+
+def locate(model: str) -> ModelLocation:
+    """A folder that exists wins; otherwise "owner/name" is a Hugging Face id and anything
+    else is a folder that is not there (reported as such)."""
+    model = model.strip()
+    if not model:
+        return ModelLocation(model, None, None)
+    path = resolve_path(model)
+    if path.is_dir() or not looks_like_hf_id(model):
+        return ModelLocation(model, path, None)
+    return ModelLocation(model, None, model)
+
+
+def _check_folder(folder: Path) -> str:
+    """'' if `folder` is a complete diffusers pipeline folder, else what is wrong with it."""
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        return f"{folder} has no model_index.json, so it is not a diffusers model folder"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{index_path} cannot be read ({exc})"
+    if not isinstance(index, dict):
+        return f"{index_path} is not a JSON object"
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
+            continue
+        sub = folder / name
+        if not sub.is_dir():
+            return f"{folder} lacks the {name}/ folder that model_index.json lists (incomplete download?)"
+        # Model components (a config.json) need their weights; tokenizers and schedulers do not.
+        if (sub / "config.json").is_file() and not any(
+            p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir()
+        ):
+            return f"{sub} has no weights (*.safetensors or *.bin; incomplete download?)"
+    return ""
+
+
+def hf_snapshot_folder(hf_id: str, cache_dir: Path | None = None) -> Path | None:
+    """The cached snapshot folder holding `hf_id`'s model_index.json, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = cache_dir or hf_cache_dir()
+    found = try_to_load_from_cache(hf_id, "model_index.json", cache_dir=str(cache))
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def model_available_locally(model: str, cache_dir: Path | None = None) -> tuple[bool, str]:
+    """(True, where) if the model can be loaded without the network, else (False, why and
+    how to get it). Never downloads."""
+    loc = locate(model)
+    if loc.folder is None and loc.hf_id is None:
+        return False, "no model given (generator.model is empty)"
+    if loc.folder is not None:
+        if not loc.folder.exists():
+            return False, f"model folder {loc.folder} does not exist"
+        problem = _check_folder(loc.folder)
+        if problem:
+            return False, problem
+        return True, f"{model} found locally in {loc.folder}"
+    cache = cache_dir or hf_cache_dir()
+    snapshot = hf_snapshot_folder(loc.hf_id, cache)
+    if snapshot is None:
+        # "models/x" reads as an id too; where its parent folder exists, a folder was probably
+        # meant, so say where we looked on disk.
+        on_disk = resolve_path(model)
+        also = f" and there is no folder {on_disk}" if on_disk.parent.is_dir() else ""
+        return False, (
+            f"{loc.hf_id} is not in the Hugging Face cache ({_tilde(cache)}){also}; "
+            f"fetch it with: {FETCH_COMMAND}"
+        )
+    problem = _check_folder(snapshot)
+    if problem:
+        return False, f"{loc.hf_id} is only partly in the Hugging Face cache: {problem}; fetch it again with: {FETCH_COMMAND}"
+    return True, f"{loc.hf_id} found in the Hugging Face cache ({_tilde(cache)})"
+
+
+def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str, Path | None]:
+    """What to hand `from_pretrained`: (folder or id, cache_dir to use). Raises FileNotFoundError
+    with the reason when the model is not here and downloads are not allowed."""
+    ok, reason = model_available_locally(model, cache_dir)
+    loc = locate(model)
+    if loc.folder is not None:
+        if not ok:
+            raise FileNotFoundError(reason)
+        return str(loc.folder), None
+    if not ok and not download_allowed():
+        raise FileNotFoundError(reason)
+    return loc.hf_id or model, cache_dir or hf_cache_dir()
+
+
+def download_allowed() -> bool:
+    """Downloads at show time happen only when someone asked for them by name."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "") == "1"
+
+
+def fetch_model(model_id: str, cache_dir: Path | None = None) -> Path:
+    """Downloads a diffusers model into the Hugging Face cache (with tqdm progress bars) and
+    returns its snapshot folder. Only the pipeline folders that model_index.json lists, as
+    fp32 safetensors. A local folder is returned as it is."""
+    loc = locate(model_id)
+    if loc.folder is not None:
+        ok, reason = model_available_locally(model_id)
+        if not ok:
+            raise FileNotFoundError(reason)
+        return loc.folder
+    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True", "YES", "yes"):
+        raise RuntimeError(f"cannot fetch {model_id}: HF_HUB_OFFLINE is set; unset it to download")
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    cache = str(cache_dir or hf_cache_dir())
+    licence = MODEL_LICENCES.get(model_id)
+    if licence:
+        log.warning("%s is licensed under: %s", model_id, licence)
+    allow = ["model_index.json", "*.md", "*.txt", "*.TXT"]
+    try:
+        index_path = hf_hub_download(model_id, "model_index.json", cache_dir=cache)
+        index = json.loads(Path(index_path).read_text(encoding="utf-8"))
+        allow += [f"{name}/*" for name, spec in index.items() if isinstance(spec, list) and spec[0]]
+    except Exception as exc:  # not a pipeline repo (e.g. TAESD, a single autoencoder): take its root
+        log.info("%s has no model_index.json (%s); fetching its top-level files", model_id, exc)
+        allow += ["*.json", "*.safetensors"]
+    folder = Path(snapshot_download(model_id, cache_dir=cache, allow_patterns=allow, ignore_patterns=_FETCH_IGNORE))
+    return folder
