@@ -1,0 +1,194 @@
+"""Recording what the screen showed to a video file, without ever stalling the display loop.
+
+The display thread only copies the pixels and drops them into a small drop-oldest queue; a
+background worker converts, resizes if needed and encodes with cv2.VideoWriter. If encoding
+falls behind, the oldest waiting frames are dropped and counted rather than letting the
+display wait or memory grow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from installation.channels import DropOldestQueue
+from installation.worker import Worker, WorkerStatus
+
+log = logging.getLogger(__name__)
+
+# Container suffix → FourCC. mp4v and MJPG are encoders OpenCV's bundled FFmpeg always has.
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+
+# Channel layouts write() accepts, as the index of R, G and B in the last axis.
+_CHANNELS = {
+    "RGB": (0, 1, 2),
+    "BGR": (2, 1, 0),
+    "RGBA": (0, 1, 2),
+    "RGBX": (0, 1, 2),
+    "BGRA": (2, 1, 0),
+    "BGRX": (2, 1, 0),
+    "ARGB": (1, 2, 3),
+    "XRGB": (1, 2, 3),
+    "ABGR": (3, 2, 1),
+    "XBGR": (3, 2, 1),
+}
+
+
+class RecorderError(RuntimeError):
+    """The recording cannot be made; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class RecorderStats:
+    path: str
+    fps: float
+    size: tuple[int, int]
+    received: int  # frames handed to write()
+    written: int  # frames encoded into the file
+    dropped: int  # frames dropped because encoding fell behind
+    resized: int  # frames whose size differed from the file's and were scaled
+
+
+@dataclass(frozen=True)
+class _Pending:
+    pixels: np.ndarray
+    channels: str
+
+
+class _WriterWorker(Worker):
+    def __init__(self, recorder: "VideoRecorder") -> None:
+        super().__init__(name=f"recorder:{recorder.path.name}")
+        self._rec = recorder
+
+    def step(self) -> None:
+        item = self._rec._queue.get(timeout=0.1)
+        if item is not None:
+            self._rec._encode(item)
+            self.rate_meter.tick()
+
+    def teardown(self) -> None:
+        # Frames still waiting when close() was called belong in the file.
+        for item in self._rec._queue.drain():
+            self._rec._encode(item)
+        self._rec._release()
+
+
+class VideoRecorder:
+    """Writes frames to `path` (.mp4 → mp4v, .avi → MJPG) at `fps`, frame size `size`
+    (width, height). `write()` returns at once; encoding runs in a background thread.
+
+    Raises RecorderError at construction if the file cannot be opened."""
+
+    def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *,
+                 queue_size: int = 4) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.size = (int(size[0]), int(size[1]))
+        if not self.fps > 0:
+            raise RecorderError(f"{self.path}: recording fps must be above 0, got {fps!r}")
+        if self.size[0] < 2 or self.size[1] < 2:
+            raise RecorderError(f"{self.path}: recording size must be at least 2x2, got {size!r}")
+        fourcc = CODECS.get(self.path.suffix.lower())
+        if fourcc is None:
+            raise RecorderError(f"{self.path}: cannot record to '{self.path.suffix or '(no suffix)'}' "
+                                f"files; use one of {', '.join(sorted(CODECS))}")
+        self.fourcc = fourcc
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecorderError(f"{self.path}: cannot create the folder for the recording ({exc})") from None
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps,
+                                       self.size)
+        if not self._writer.isOpened():
+            self._writer.release()
+            raise RecorderError(
+                f"{self.path}: cannot open for recording ({fourcc}, {self.size[0]}x{self.size[1]} "
+                f"at {self.fps:g} fps): check that the folder is writable and has space")
+        self._queue: DropOldestQueue[_Pending] = DropOldestQueue(f"recorder:{self.path.name}", queue_size)
+        self._lock = threading.Lock()  # guards the counters written from two threads
+        self._received = 0
+        self._written = 0
+        self._resized = 0
+        self._closed = False
+        self._warned_after_close = False
+        self._worker = _WriterWorker(self)
+        self._worker.start()
+        log.info("recording to %s (%s, %dx%d at %g fps)", self.path, fourcc, *self.size, self.fps)
+
+    # --- called from the display thread --------------------------------------------------
+    def write(self, image: np.ndarray, channels: str = "RGB") -> None:
+        """Queue one frame: (H, W, 3) or (H, W, 4) uint8 in the given channel layout (RGB
+        by default). The pixels are copied, so the caller may reuse its buffer at once."""
+        if self._closed:
+            if not self._warned_after_close:
+                log.warning("%s: frame written after the recording was closed; ignored", self.path)
+                self._warned_after_close = True
+            return
+        order = _CHANNELS.get(channels.upper())
+        if order is None:
+            raise ValueError(f"recorder: unknown channel layout {channels!r}; expected one of "
+                             f"{', '.join(_CHANNELS)}")
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+                or image.shape[2] != len(channels) or image.shape[0] < 1 or image.shape[1] < 1:
+            desc = (f"{type(image).__name__} {getattr(image, 'dtype', '')} "
+                    f"{getattr(image, 'shape', '')}").strip()
+            raise ValueError(f"recorder: expected a uint8 array of shape (H, W, {len(channels)}) "
+                             f"for {channels.upper()}, got {desc}")
+        with self._lock:
+            self._received += 1
+        self._queue.put(_Pending(np.array(image, copy=True), channels.upper()))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Encode what is still queued, finish the file. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._worker.stop()
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            log.warning("%s: the recorder did not finish within %.1f s; the file may be cut short",
+                        self.path, timeout)
+        else:
+            log.info("recording %s closed: %s", self.path, self.stats())
+
+    def __enter__(self) -> "VideoRecorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> RecorderStats:
+        with self._lock:
+            return RecorderStats(str(self.path), self.fps, self.size, self._received, self._written,
+                                 self._queue.stats().dropped, self._resized)
+
+    def status(self) -> WorkerStatus:
+        return self._worker.status()
+
+    # --- the writer thread -----------------------------------------------------------------
+    def _encode(self, item: _Pending) -> None:
+        order = _CHANNELS[item.channels]
+        px = item.pixels
+        if order == (2, 1, 0):
+            bgr = px[:, :, :3]
+        else:  # a fancy index copies; cheap next to encoding
+            bgr = px[:, :, [order[2], order[1], order[0]]]
+        if (bgr.shape[1], bgr.shape[0]) != self.size:
+            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+            with self._lock:
+                self._resized += 1
+        self._writer.write(np.ascontiguousarray(bgr))
+        with self._lock:
+            self._written += 1
+
+    def _release(self) -> None:
+        self._writer.release()
