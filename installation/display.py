@@ -35,7 +35,6 @@ from installation.captions import (  # noqa: E402
     screen_scale,
 )
 from installation.messages import GeneratedFrame  # noqa: E402
-from installation.recorder import RecorderError, VideoRecorder  # noqa: E402
 from installation.show import DisplayConfig  # noqa: E402
 from installation.worker import RateMeter  # noqa: E402
 
@@ -48,6 +47,30 @@ MAX_RECORD_SIZE = (1920, 1080)
 HUD_REFRESH_S = 0.5
 
 Size = tuple[int, int]
+
+
+class FramePacer:
+    """Holds a loop to `fps` by sleeping until each frame's deadline. pygame's Clock.tick
+    sleeps whole milliseconds (60 fps becomes 62.5); deadlines keep the true rate and do not
+    drift. After a stall longer than a frame the schedule restarts instead of racing to catch
+    up."""
+
+    def __init__(self, fps: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.period = 1.0 / fps
+        self._sleep = sleep
+        self._next: float | None = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._next is None or now - self._next > self.period:
+            self._next = now
+        self._next += self.period
+        delay = self._next - now
+        if delay > self.period:  # a sleep that returned early must not push frames back
+            self._next = now + self.period
+            delay = self.period
+        if delay > 0:
+            self._sleep(delay)
 
 
 class DisplayUnavailable(RuntimeError):
@@ -187,7 +210,7 @@ class Presenter:
         self.rejected_frames = 0
         self.hud_visible = cfg.hud
         self.caption_visible = cfg.caption
-        self.recorder: VideoRecorder | None = None
+        self.recorder = None  # a VideoRecorder while recording
         self.recording_error = ""
 
         self._opened = False
@@ -198,7 +221,7 @@ class Presenter:
         self._fonts: FontBook | None = None
         self._card: pygame.Surface | None = None
         self._rate = RateMeter()
-        self._pace = pygame.time.Clock()
+        self._pace = FramePacer(cfg.fps)
         self._warned: set[str] = set()
 
         # Frames: the fade runs from `_from` (what was on screen) to `_to` (the newest frame).
@@ -310,6 +333,9 @@ class Presenter:
     def _open_recorder(self) -> None:
         if self.record_path is None:
             return
+        # Imported here: OpenCV is only loaded when a recording is asked for.
+        from installation.recorder import RecorderError, VideoRecorder
+
         try:
             self.recorder = VideoRecorder(self.record_path, self.record_fps, _record_size(self.size))
         except RecorderError as exc:
@@ -466,7 +492,7 @@ class Presenter:
             self._pending_source_t = None
         self._record(photon)
         self._rate.tick()
-        self._pace.tick(self.cfg.fps)
+        self._pace.wait()
 
     @property
     def fps(self) -> float:
