@@ -1,0 +1,319 @@
+"""Endpointing on synthetic tone bursts and real espeak-ng speech, and the speech thread on
+the whole path: WAV → MicWorker → SpeechWorker (real tiny.en) → Transcript."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import espeak_wav
+from installation.audio import MicWorker, WavFileSource, load_wav_16k, read_wav
+from installation.channels import DropOldestQueue
+from installation.messages import AudioChunk, Transcript, Utterance
+from installation.show import SpeechConfig
+from installation.speech import Endpointer, EnergyGate, SpeechWorker, rejection_reason, rms_dbfs
+from installation.worker import stop_all
+
+SR = 16000
+T0 = 1000.0  # capture time of the first sample, as a monotonic stamp would be
+
+
+def tone(seconds: float, db: float = -12.0, freq: float = 220.0) -> np.ndarray:
+    """A sine whose RMS is `db` dBFS."""
+    t = np.arange(int(round(seconds * SR))) / SR
+    return (10 ** (db / 20) * np.sqrt(2) * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def quiet(seconds: float, db: float = -70.0, seed: int = 0) -> np.ndarray:
+    """Room noise well under the threshold (a real mic never gives exact zeros)."""
+    rng = np.random.default_rng(seed)
+    return (10 ** (db / 20) * rng.standard_normal(int(round(seconds * SR)))).astype(np.float32)
+
+
+def chunks_of(signal: np.ndarray, chunk_samples: int = 320, t0: float = T0) -> list[AudioChunk]:
+    return [
+        AudioChunk(samples=signal[i : i + chunk_samples], sample_rate=SR, t=t0 + i / SR)
+        for i in range(0, len(signal), chunk_samples)
+    ]
+
+
+def run(ep: Endpointer, signal: np.ndarray, chunk_samples: int = 320) -> list[Utterance]:
+    out: list[Utterance] = []
+    for c in chunks_of(signal, chunk_samples):
+        out += ep.feed(c)
+    return out
+
+
+CFG = SpeechConfig(energy_threshold_db=-40, preroll_ms=300, min_speech_ms=300, end_silence_ms=500,
+                   max_utterance_s=10.0)
+
+
+# --- endpointing ---------------------------------------------------------------------------
+
+
+def test_rms_dbfs_of_known_signals():
+    assert rms_dbfs(tone(0.1, db=-20)) == pytest.approx(-20, abs=0.1)
+    assert rms_dbfs(np.zeros(320, np.float32)) == -120.0
+    assert rms_dbfs(np.ones(320, np.float32)) == pytest.approx(0.0)
+
+
+def test_three_bursts_make_three_utterances_with_preroll_and_times():
+    signal = np.concatenate([quiet(1.0), tone(1.0), quiet(1.0, seed=1), tone(0.8), quiet(1.0, seed=2),
+                             tone(1.2), quiet(1.0, seed=3)])
+    ep = Endpointer(CFG)
+    utts = run(ep, signal)
+    assert len(utts) == 3
+    starts, ends = [1.0, 3.0, 4.8], [2.0, 3.8, 6.0]
+    for u, s, e in zip(utts, starts, ends):
+        assert u.sample_rate == SR
+        assert u.t_start == pytest.approx(T0 + s, abs=0.021)  # frame precision
+        assert u.t_end == pytest.approx(T0 + e, abs=0.021)
+        # 300 ms pre-roll of room noise, the burst, then a 200 ms tail.
+        assert u.duration == pytest.approx(0.3 + (e - s) + 0.2, abs=0.021)
+        pre = u.samples[: int(0.28 * SR)]
+        body = u.samples[int(0.32 * SR) : int((0.3 + e - s - 0.02) * SR)]
+        assert rms_dbfs(pre) < -60 and rms_dbfs(body) == pytest.approx(-12, abs=0.5)
+    assert ep.stats.utterances == 3 and ep.stats.blips_dropped == 0
+
+
+def test_preroll_is_the_audio_just_before_onset():
+    signal = np.concatenate([quiet(1.0), tone(1.0), quiet(1.0)])
+    u = run(Endpointer(CFG), signal)[0]
+    onset = int(1.0 * SR)
+    assert np.array_equal(u.samples[: int(0.3 * SR)], signal[onset - int(0.3 * SR) : onset])
+
+
+def test_short_blips_are_dropped():
+    signal = np.concatenate([quiet(1.0), tone(0.1), quiet(1.0, seed=1), tone(0.2), quiet(1.0, seed=2),
+                             tone(0.6), quiet(1.0, seed=3)])
+    ep = Endpointer(CFG)
+    utts = run(ep, signal)
+    assert len(utts) == 1
+    assert utts[0].t_start == pytest.approx(T0 + 3.3, abs=0.021)
+    assert ep.stats.blips_dropped == 2
+
+
+def test_gaps_between_words_do_not_split_an_utterance():
+    signal = np.concatenate([quiet(0.5), tone(0.5), quiet(0.3, seed=1), tone(0.5), quiet(0.4, seed=2),
+                             tone(0.5), quiet(1.0, seed=3)])
+    utts = run(Endpointer(CFG), signal)
+    assert len(utts) == 1
+    assert utts[0].t_end - utts[0].t_start == pytest.approx(2.2, abs=0.03)
+
+
+def test_hysteresis_keeps_soft_endings_but_does_not_start_on_them():
+    soft = -43.0  # under the -40 dB onset threshold, over the -46 dB hold level
+    signal = np.concatenate([quiet(0.5), tone(0.5), tone(0.4, db=soft), tone(0.5), quiet(1.0)])
+    utts = run(Endpointer(CFG), signal)
+    assert len(utts) == 1 and utts[0].t_end == pytest.approx(T0 + 1.9, abs=0.021)
+    assert run(Endpointer(CFG), np.concatenate([quiet(0.5), tone(2.0, db=soft), quiet(1.0)])) == []
+    without = Endpointer(CFG, gates=[EnergyGate(-40.0, hysteresis_db=0.0)])
+    assert len(run(without, np.concatenate([quiet(0.5), tone(0.5), tone(0.6, db=soft), tone(0.5), quiet(1.0)]))) == 2
+
+
+def test_long_speech_is_cut_at_max_utterance_s():
+    cfg = CFG.model_copy(update={"max_utterance_s": 5.0})
+    ep = Endpointer(cfg)
+    signal = np.concatenate([quiet(1.0), tone(12.0), quiet(1.0, seed=1)])
+    utts = run(ep, signal)
+    assert len(utts) == 3
+    assert all(u.duration <= 5.0 + 1e-9 for u in utts)
+    assert [round(u.duration, 2) for u in utts[:2]] == [5.0, 5.0]
+    assert ep.stats.cuts == 2
+    # Nothing voiced is lost or repeated across the cuts.
+    voiced = sum(u.t_end - u.t_start + 1 / SR for u in utts)
+    assert voiced == pytest.approx(12.0, abs=0.03)
+    assert utts[1].t_start == pytest.approx(utts[0].t_end + 1 / SR, abs=1e-6)
+
+
+def test_chunk_size_does_not_change_the_result():
+    signal = np.concatenate([quiet(0.7), tone(0.9), quiet(0.8, seed=1), tone(0.5), quiet(1.0, seed=2)])
+    a = run(Endpointer(CFG), signal, chunk_samples=320)
+    b = run(Endpointer(CFG), signal, chunk_samples=113)  # 7 ms: frames straddle chunks
+    assert len(a) == len(b) == 2
+    for x, y in zip(a, b):
+        assert np.array_equal(x.samples, y.samples)
+        assert x.t_start == pytest.approx(y.t_start) and x.t_end == pytest.approx(y.t_end)
+
+
+def test_flush_ends_an_open_utterance():
+    ep = Endpointer(CFG)
+    assert run(ep, np.concatenate([quiet(0.5), tone(1.0)])) == []
+    assert ep.in_speech
+    (u,) = ep.flush()
+    assert u.t_start == pytest.approx(T0 + 0.5, abs=0.021) and not ep.in_speech
+    assert ep.flush() == []
+
+
+def test_bad_chunks_are_refused_or_sanitised():
+    ep = Endpointer(CFG)
+    with pytest.raises(ValueError, match="expects 16000 Hz audio, got a chunk at 44100 Hz"):
+        ep.feed(AudioChunk(samples=np.zeros(441, np.float32), sample_rate=44100, t=T0))
+    broken = tone(1.0)
+    broken[100:200] = np.nan
+    utts = run(ep, np.concatenate([quiet(0.5), broken, quiet(1.0)]))
+    assert len(utts) == 1 and np.all(np.isfinite(utts[0].samples))
+
+
+def test_endpointer_finds_real_speech(tmp_path):
+    speech = load_wav_16k(espeak_wav("a red fox running through the snowy forest", tmp_path / "s.wav"))
+    signal = np.concatenate([quiet(1.0), speech, quiet(1.0, seed=1)])
+    utts = run(Endpointer(CFG), signal)
+    assert len(utts) == 1
+    voiced = np.flatnonzero(np.abs(speech) > 0.01)
+    assert utts[0].t_start == pytest.approx(T0 + 1.0 + voiced[0] / SR, abs=0.05)
+    assert utts[0].t_end == pytest.approx(T0 + 1.0 + voiced[-1] / SR, abs=0.05)
+
+
+# --- what counts as heard --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [("", "empty"), ("   ", "empty"), ("...", "no words"), ("♪♪", "no words"), ("[Music]", "annotation"),
+     ("(upbeat music)", "annotation"), ("[BLANK_AUDIO]", "annotation"), (" Thank you.", "hallucination"),
+     ("you", "hallucination"), ("the the the the the the the the", "repetition"),
+     ("A red fox running through the snowy forest.", None), ("(wind) a lighthouse in a storm", None),
+     ("눈 덮인 숲을 달리는 붉은 여우", None), ("Thank you for the rain", None)],
+)
+def test_rejection_reason(text, reason):
+    assert rejection_reason(text) == reason
+
+
+# --- the speech thread ----------------------------------------------------------------------
+
+
+class Scripted:
+    """A transcriber answering from a list, slowly: isolates the worker's own logic (what is
+    rejected, that audio waits in the queue meanwhile) from Whisper's."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[str], delay_s: float = 0.0) -> None:
+        self.answers, self.delay_s, self.loaded, self.calls = list(answers), delay_s, 0, 0
+
+    def load(self) -> None:
+        self.loaded += 1
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        text = self.answers.pop(0)
+        return Transcript(text=text, english=text, utterance_end_t=utterance.t_end) if text else None
+
+
+def feed_all(q: DropOldestQueue, signal: np.ndarray) -> None:
+    for c in chunks_of(signal, t0=time.monotonic()):
+        q.put(c)
+
+
+def wait_for(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_speech_worker_rejects_garbage_and_passes_words(no_thread_leak):
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1000)
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+    events: list[tuple[str, dict]] = []
+    transcriber = Scripted(["[Music]", "", "  a paper boat on a river  "], delay_s=0.3)
+    worker = SpeechWorker(audio, transcriber, Endpointer(CFG), out,
+                          on_event=lambda name, **f: events.append((name, f)))
+    worker.start()
+    # Three utterances in one go: the second and third arrive while the first is transcribed.
+    feed_all(audio, np.concatenate([quiet(0.5), tone(0.6), quiet(0.7, seed=1), tone(0.6), quiet(0.7, seed=2),
+                                    tone(0.6), quiet(1.0, seed=3)]))
+    wait_for(lambda: transcriber.calls == 3 and len(events) >= 4)
+    assert stop_all([worker], timeout=3.0) == []
+    got = out.drain()
+    assert [t.text for t in got] == ["  a paper boat on a river  "]  # stripping is the transcriber's job
+    assert transcriber.loaded == 1
+    names = [n for n, _ in events]
+    assert names == ["speech_ready", "rejected", "rejected", "heard"]
+    assert events[1][1]["reason"] == "annotation" and events[1][1]["text"] == "[Music]"
+    assert events[2][1]["reason"] == "empty"
+    assert audio.stats().dropped == 0 and worker.status().errors == 0
+
+
+def test_speech_worker_survives_a_failing_event_hook(no_thread_leak):
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1000)
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+
+    def broken_hook(name, **fields):
+        raise RuntimeError("disk full")
+
+    worker = SpeechWorker(audio, Scripted(["a kite"]), Endpointer(CFG), out, on_event=broken_hook)
+    worker.start()
+    feed_all(audio, np.concatenate([quiet(0.3), tone(0.6), quiet(1.0)]))
+    got = out.get(timeout=5.0)
+    assert stop_all([worker], timeout=3.0) == []
+    assert got is not None and got.text == "a kite"
+
+
+@pytest.fixture(scope="module")
+def tiny_en():
+    from installation.transcribe import FasterWhisperTranscriber
+
+    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
+    t.load()
+    return t
+
+
+def _two_wishes_wav(tmp_path: Path) -> Path:
+    """Two wishes with 0.8 s between them, 0.3 s lead-in: ~5 s of real-time audio."""
+    a = load_wav_16k(espeak_wav("a red fox in the snow", tmp_path / "a.wav"))
+    b = load_wav_16k(espeak_wav("a golden castle on a green hill", tmp_path / "b.wav"))
+    signal = np.concatenate([quiet(0.3), a, quiet(0.8, seed=1), b, quiet(0.8, seed=2)])
+    path = tmp_path / "two.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "f32le", "-ar", "16000", "-ac", "1",
+                    "-i", "-", "-c:a", "pcm_s16le", str(path)], input=signal.tobytes(), check=True)
+    return path
+
+
+@pytest.fixture
+def no_worker_leak():
+    """no_thread_leak, except for tqdm's monitor: faster-whisper creates a (disabled) tqdm
+    bar per call, and tqdm starts a daemon thread that ends by itself ~10 s later."""
+    before = set(threading.enumerate())
+    yield
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and t.name != "tqdm_monitor"]
+    assert not left, f"threads left running: {left}"
+
+
+@pytest.mark.slow
+def test_whole_path_wav_to_transcripts(tmp_path, tiny_en, no_worker_leak):
+    wav = _two_wishes_wav(tmp_path)
+    assert read_wav(wav).channels == 1
+    errors: list = []
+    events: list = []
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1500)  # 30 s of 20 ms chunks
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+    on_error = lambda name, exc: errors.append((name, exc))  # noqa: E731
+    mic = MicWorker(WavFileSource(wav, chunk_ms=20, paced=True), audio, on_error=on_error)
+    speech = SpeechWorker(audio, tiny_en, Endpointer(CFG), out, on_error=on_error,
+                          on_event=lambda name, **f: events.append((name, f)))
+    speech.start()
+    mic.start()
+    try:
+        first = out.get(timeout=15.0)
+        second = out.get(timeout=15.0)
+    finally:
+        hung = stop_all([mic, speech], timeout=5.0)
+    assert hung == [] and errors == []
+    assert first is not None and second is not None, events
+    one, two = first.text.lower(), second.text.lower()
+    assert all(w in one for w in ("red", "fox", "snow")), one
+    assert all(w in two for w in ("golden", "castle", "hill")), two
+    # Stamps tell the latency story: the text is born after the speech it came from ended.
+    assert first.utterance_end_t < first.t and first.utterance_end_t < second.utterance_end_t
+    assert second.t - second.utterance_end_t < 10.0
+    assert audio.stats().dropped == 0
+    assert [n for n, _ in events] == ["speech_ready", "heard", "heard"]
+    assert not mic.is_alive() and not speech.is_alive()
