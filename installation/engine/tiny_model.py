@@ -107,3 +107,27 @@ def write_tiny_model(dest: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
+
+
+def ensure_tiny_model(dest: Path, seed: int = 0) -> Path:
+    """`dest` holding the tiny model, written only if it is not there yet. It is written
+    beside `dest` and renamed into place, so a reader never sees half a model."""
+    dest = Path(dest)
+    if (dest / "model_index.json").is_file():
+        return dest
+    import shutil
+    import tempfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        write_tiny_model(tmp, seed)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another process won the race; its model is as good as ours
+            if not (dest / "model_index.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
