@@ -324,8 +324,12 @@ class OscServer:
         self._emit("error", source="osc", address=address, reason=reason, sender=_fmt_sender(sender))
         # Never answer an error with an error: two programs that reply from their listening
         # ports (two Jadongs, say) would otherwise bounce it between them forever.
-        if sender is not None and address.lower() != ERROR_ADDRESS and sender[1] != self._port:
+        if sender is not None and address.lower() != ERROR_ADDRESS and not self._is_self(sender):
             self.reply(sender, ERROR_ADDRESS, address, reason)
+
+    def _is_self(self, sender: tuple[str, int]) -> bool:
+        server = self._server
+        return server is not None and sender == tuple(server.socket.getsockname()[:2])
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self._on_event is None:

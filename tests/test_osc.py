@@ -1,0 +1,358 @@
+"""The OSC server over real UDP on loopback: python-osc clients bound to a local port so they
+can read the replies, raw sockets for broken datagrams, and liblo's oscsend as an independent
+client."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import build_msg
+from pythonosc.udp_client import SimpleUDPClient
+
+from installation.channels import DropOldestQueue
+from installation.messages import Control
+from installation.osc import (
+    ADDRESSES,
+    ERROR_ADDRESS,
+    Address,
+    OscArgumentError,
+    OscError,
+    OscServer,
+    address_help,
+    lookup,
+    validate_args,
+)
+from installation.show import OscConfig
+
+WAIT = 3.0  # generous: other test suites share the two cores
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, **fields) -> None:
+        with self._lock:
+            self.items.append((event, fields))
+
+    def of(self, event: str) -> list[dict]:
+        with self._lock:
+            return [f for e, f in self.items if e == event]
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def controls() -> DropOldestQueue[Control]:
+    return DropOldestQueue("controls", 64)
+
+
+@pytest.fixture
+def server(controls, events, no_thread_leak):
+    srv = OscServer(OscConfig(host="127.0.0.1", port=0), controls, on_event=events)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    """A python-osc client whose socket is bound, so replies to its port reach it."""
+    c = SimpleUDPClient("127.0.0.1", server.port)
+    c._sock.bind(("127.0.0.1", 0))
+    yield c
+    c.close()
+
+
+def local(c: SimpleUDPClient) -> tuple[str, int]:
+    return c._sock.getsockname()
+
+
+def next_reply(c: SimpleUDPClient) -> OscMessage:
+    data = c.receive(WAIT)
+    assert data, "no reply came back"
+    return OscMessage(data)
+
+
+def next_control(q: DropOldestQueue[Control]) -> Control:
+    item = q.get(timeout=WAIT)
+    assert item is not None, "no control arrived"
+    return item
+
+
+# --- the table -----------------------------------------------------------------------------
+
+def test_table_has_the_first_addresses():
+    assert ADDRESSES["/jadong/prompt"].args == "s" and ADDRESSES["/jadong/prompt"].kind == "value"
+    assert ADDRESSES["/jadong/strength"].args == "f" and ADDRESSES["/jadong/strength"].limits == ((0.0, 1.0),)
+    assert ADDRESSES["/jadong/quit"].args == "" and ADDRESSES["/jadong/quit"].kind == "action"
+    for path, row in ADDRESSES.items():
+        assert path == row.path and row.help
+    text = address_help()
+    assert all(path in text for path in ADDRESSES)
+    assert lookup("/JADONG/Prompt") is ADDRESSES["/jadong/prompt"]
+
+
+def test_rows_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="lower case"):
+        Address("/Jadong/X", "", "x")
+    with pytest.raises(ValueError, match="type codes"):
+        Address("/jadong/x", "q", "x")
+    with pytest.raises(ValueError, match="more limits"):
+        Address("/jadong/x", "", "x", limits=((0, 1),))
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((1,), (1.0,)),  # ints are accepted where a number is expected
+    ((0,), (0.0,)),
+    ((0.25,), (0.25,)),
+])
+def test_strength_accepts_numbers(args, expected):
+    got = validate_args(ADDRESSES["/jadong/strength"], args)
+    assert got == expected and isinstance(got[0], float)
+
+
+@pytest.mark.parametrize("args, reason", [
+    ((1.5,), "expected a value from 0 to 1, got 1.5"),
+    ((-0.1,), "from 0 to 1"),
+    (("loud",), "expected a number, got string 'loud'"),
+    ((True,), "expected a number"),
+    ((float("nan"),), "finite"),
+    ((), "expected 1 argument (f), got 0"),
+    ((0.5, 0.5), "got 2"),
+])
+def test_strength_refuses_with_a_reason(args, reason):
+    with pytest.raises(OscArgumentError) as err:
+        validate_args(ADDRESSES["/jadong/strength"], args)
+    assert reason in str(err.value)
+
+
+def test_integer_and_boolean_codes():
+    row = Address("/jadong/t", "iT", "test", limits=((1, 50),))
+    assert validate_args(row, (3.0, 1)) == (3, True)
+    with pytest.raises(OscArgumentError, match="argument 1: expected an integer"):
+        validate_args(row, (2.5, True))
+    with pytest.raises(OscArgumentError, match="argument 2: expected true or false"):
+        validate_args(row, (3, "yes"))
+    with pytest.raises(OscArgumentError, match="argument 1: expected a value from 1 to 50"):
+        validate_args(row, (0, True))
+
+
+# --- over UDP ------------------------------------------------------------------------------
+
+def test_valid_messages_become_controls(server, client, controls, events):
+    assert server.port > 0
+    client.send_message("/jadong/prompt", "a red fox in snow")
+    client.send_message("/jadong/strength", 1)  # an int, as many senders do
+    client.send_message("/jadong/strength", 0.1)
+    client.send_message("/jadong/quit", None)
+    got = [next_control(controls) for _ in range(4)]
+    assert [(c.address, c.args) for c in got[:2]] == [
+        ("/jadong/prompt", ("a red fox in snow",)),
+        ("/jadong/strength", (1.0,)),
+    ]
+    assert got[2].args[0] == pytest.approx(0.1, abs=1e-6)  # OSC floats are 32-bit
+    assert got[3].address == "/jadong/quit" and got[3].args == ()
+    assert all(c.sender == local(client) for c in got)
+    seen = events.of("osc")
+    assert [e["address"] for e in seen] == ["/jadong/prompt", "/jadong/strength", "/jadong/strength", "/jadong/quit"]
+    assert seen[0]["args"] == ["a red fox in snow"]
+    assert events.of("error") == []
+    assert server.stats().received == 4
+
+
+def test_addresses_are_case_insensitive(server, client, controls):
+    client.send_message("/JADONG/Prompt", "loud")
+    c = next_control(controls)
+    assert c.address == "/jadong/prompt" and c.args == ("loud",)
+
+
+def test_unknown_address_gets_an_error_reply_from_the_server_port(server, client, controls, events):
+    client.send_message("/jadong/nope", 3)
+    client._sock.settimeout(WAIT)
+    data, origin = client._sock.recvfrom(65535)
+    reply = OscMessage(data)
+    assert origin == ("127.0.0.1", server.port)
+    assert reply.address == ERROR_ADDRESS
+    assert len(reply.params) == 2 and all(isinstance(p, str) for p in reply.params)
+    assert reply.params[0] == "/jadong/nope"
+    assert "unknown address" in reply.params[1] and "/jadong/prompt" in reply.params[1]
+    assert controls.get_nowait() is None
+    err = events.of("error")[0]
+    assert err["source"] == "osc" and err["address"] == "/jadong/nope" and "unknown address" in err["reason"]
+
+
+@pytest.mark.parametrize("address, value, reason", [
+    ("/jadong/strength", "loud", "expected a number, got string 'loud'"),
+    ("/jadong/strength", 2.0, "expected a value from 0 to 1"),
+    ("/jadong/prompt", 42, "expected a string, got int 42"),
+    ("/jadong/prompt", None, "expected 1 argument (s), got 0"),
+    ("/jadong/quit", "now", "expected no arguments, got 1"),
+])
+def test_wrong_type_arity_or_range_gets_an_error_reply(server, client, controls, address, value, reason):
+    client.send_message(address, value)
+    reply = next_reply(client)
+    assert reply.address == ERROR_ADDRESS
+    assert reply.params[0] == address
+    assert reason in reply.params[1]
+    assert "usage: " + ADDRESSES[address].signature in reply.params[1]
+    assert controls.get_nowait() is None
+
+
+def test_garbage_does_not_kill_the_server(server, client, controls, events):
+    raw = client._sock
+    target = ("127.0.0.1", server.port)
+    raw.sendto(b"\x00\xff not osc at all", target)
+    raw.sendto(b"", target)
+    raw.sendto(b"#bundle\0\x01", target)  # a cut-off bundle header
+    raw.sendto(b"/jadong/prompt\0\0,s\0\0ab", target)  # string argument cut off
+    raw.sendto(b"/jadong/prompt\0\0,i\0\0\0", target)  # integer argument cut off
+    client.send_message("/jadong/prompt", "still here")
+    assert next_control(controls).args == ("still here",)
+    assert server.running
+    # Non-OSC bytes are noted but never answered; broken OSC is answered.
+    replies = [next_reply(client) for _ in range(3)]
+    assert [r.address for r in replies] == [ERROR_ADDRESS] * 3
+    assert "malformed OSC packet" in replies[1].params[1] and replies[1].params[0] == "/jadong/prompt"
+    assert server.stats().malformed >= 2
+    assert any("not an OSC message" in e["reason"] for e in events.of("error"))
+
+
+def test_no_reply_to_plain_garbage(server, client):
+    client._sock.sendto(b"hello?", ("127.0.0.1", server.port))
+    client.send_message("/jadong/unknown", None)
+    # Datagrams on loopback keep their order: the first reply must be for the second one.
+    assert next_reply(client).params[0] == "/jadong/unknown"
+
+
+def test_an_error_is_never_answered_with_an_error(server, client):
+    client.send_message(ERROR_ADDRESS, ["/x", "some reason"])
+    client.send_message("/jadong/unknown", None)
+    assert next_reply(client).params[0] == "/jadong/unknown"
+
+
+def test_bundles_deliver_each_message(server, client, controls):
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    bundle.add_content(build_msg("/jadong/prompt", "moss"))
+    bundle.add_content(build_msg("/jadong/strength", 0.5))
+    client.send(bundle.build())
+    got = {next_control(controls).address for _ in range(2)}
+    assert got == {"/jadong/prompt", "/jadong/strength"}
+
+
+def test_address_patterns_are_refused_clearly(server, client, controls):
+    client.send_message("/jadong/*", "x")
+    reply = next_reply(client)
+    assert reply.params[0] == "/jadong/*" and "patterns" in reply.params[1]
+    client.send_message("/jadong/[", "x")  # a broken pattern python-osc would drop silently
+    assert "patterns" in next_reply(client).params[1]
+    assert controls.get_nowait() is None
+
+
+def test_reply_goes_out_from_the_server_port(server, client):
+    assert server.reply(local(client), "/jadong/status", "ok", 3, 0.5) is True
+    client._sock.settimeout(WAIT)
+    data, origin = client._sock.recvfrom(65535)
+    assert origin == ("127.0.0.1", server.port)
+    msg = OscMessage(data)
+    assert msg.address == "/jadong/status" and msg.params[:2] == ["ok", 3]
+
+
+def test_a_broken_event_handler_does_not_stop_the_server(controls, no_thread_leak):
+    def explode(event, **fields):
+        raise RuntimeError("event sink broke")
+
+    with OscServer(OscConfig(port=0), controls, on_event=explode) as srv:
+        with SimpleUDPClient("127.0.0.1", srv.port) as c:
+            c.send_message("/jadong/prompt", "one")
+            c.send_message("/jadong/prompt", "two")
+            assert next_control(controls).args == ("one",)
+            assert next_control(controls).args == ("two",)
+
+
+def test_full_control_queue_drops_the_oldest(events, no_thread_leak):
+    small: DropOldestQueue[Control] = DropOldestQueue("controls", 2)
+    with OscServer(OscConfig(port=0), small, on_event=events) as srv:
+        with SimpleUDPClient("127.0.0.1", srv.port) as c:
+            for i in range(5):
+                c.send_message("/jadong/prompt", f"p{i}")
+            c.send_message("/jadong/quit", None)
+            # the quit is the sixth valid message; once it is logged, all have been queued
+            deadline_ok = _wait_for(lambda: len(events.of("osc")) == 6)
+    assert deadline_ok
+    assert [c.args for c in small.drain()] == [("p4",), ()]
+    assert small.stats().dropped == 4
+
+
+def _wait_for(cond, timeout: float = WAIT) -> bool:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if cond():
+            return True
+        done.wait(0.02)
+    return cond()
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+def test_stop_joins_the_thread_and_frees_the_port(controls, no_thread_leak):
+    srv = OscServer(OscConfig(port=0), controls)
+    srv.start()
+    port = srv.port
+    assert any(t.name == f"osc-server:{port}" for t in threading.enumerate())
+    srv.stop()
+    assert not srv.running
+    assert not any(t.name.startswith("osc-server") for t in threading.enumerate())
+    srv.stop()  # twice is harmless
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", port))  # the port is free again
+    assert srv.reply(("127.0.0.1", port), "/x") is False  # not running: dropped, no exception
+
+
+def test_port_in_use_is_a_clear_error(controls, no_thread_leak):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        srv = OscServer(OscConfig(port=port), controls)
+        with pytest.raises(OscError, match=rf"UDP port {port} on 127.0.0.1 is already in use"):
+            srv.start()
+    assert not srv.running
+
+
+def test_bad_host_is_a_clear_error(controls):
+    with pytest.raises(OscError, match="osc.host"):
+        OscServer(OscConfig(host="192.0.2.1", port=0), controls).start()  # TEST-NET: not ours
+
+
+def test_start_twice_is_refused(server):
+    with pytest.raises(OscError, match="already running"):
+        server.start()
+
+
+# --- an independent client -----------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("oscsend") is None, reason="oscsend comes with liblo-tools (`make setup`)")
+def test_liblo_oscsend_is_understood(server, controls):
+    def oscsend(*args: str) -> None:
+        subprocess.run(["oscsend", "127.0.0.1", str(server.port), *args], check=True, timeout=10)
+
+    oscsend("/jadong/prompt", "s", "a lantern in fog")
+    oscsend("/jadong/strength", "i", "1")
+    oscsend("/jadong/strength", "f", "0.1")
+    oscsend("/Jadong/Quit")
+    got = [next_control(controls) for _ in range(4)]
+    assert got[0].args == ("a lantern in fog",)
+    assert got[1].args == (1.0,)
+    assert got[2].args[0] == pytest.approx(0.1, abs=1e-6)
+    assert got[3].address == "/jadong/quit"
+    assert got[0].sender[0] == "127.0.0.1"
