@@ -436,11 +436,12 @@ class SoundDeviceSource:
         if status and getattr(status, "input_overflow", False):
             self.overflows += 1
         # PortAudio says when the first sample hit the converter, on its own clock; the
-        # difference to its "now" moves that onto ours. Fall back to the block length.
+        # difference to its "now" moves that onto ours. Some host APIs (ALSA's pulse plugin)
+        # report nonsense, and a block's first sample is at least a block old in any case.
         lag = frames / self.sample_rate
         try:
             adc, cur = float(time_info.inputBufferAdcTime), float(time_info.currentTime)
-            if adc > 0 and cur > 0 and 0.0 <= cur - adc < 1.0:
+            if adc > 0 and cur > 0 and lag <= cur - adc < 1.0:
                 lag = cur - adc
         except Exception:
             pass

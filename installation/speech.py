@@ -79,7 +79,9 @@ class Endpointer:
       cough, a door) and is dropped;
     - an utterance reaching `max_utterance_s` (pre-roll included) is cut and a new one may
       start at once;
-    - the audio handed on runs from the pre-roll to `tail_ms` after the last voiced frame.
+    - the audio handed on runs from the pre-roll to `tail_ms` after the last voiced frame
+      (default: all of the end silence; Whisper tiny misreads clipped endings more often,
+      and the silence is already buffered, so keeping it costs no latency).
 
     `Utterance.t_start` / `t_end` are the monotonic times of the first / last voiced
     sample (to frame precision), taken from the chunks' capture stamps. Not thread-safe:
@@ -91,7 +93,7 @@ class Endpointer:
         cfg: SpeechConfig,
         sample_rate: int = 16000,
         frame_ms: float = 20.0,
-        tail_ms: int = 200,
+        tail_ms: int | None = None,
         gates: Sequence[FrameGate] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -103,7 +105,8 @@ class Endpointer:
         self._end_frames = max(1, int(np.ceil(cfg.end_silence_ms / 1000 / self.frame_s)))
         self._min_voiced = max(1, int(np.ceil(cfg.min_speech_ms / 1000 / self.frame_s)))
         self._max_frames = max(1, int(cfg.max_utterance_s / self.frame_s))
-        self._tail_frames = min(self._end_frames, int(round(tail_ms / 1000 / self.frame_s)))
+        tail = cfg.end_silence_ms if tail_ms is None else tail_ms
+        self._tail_frames = min(self._end_frames, int(round(tail / 1000 / self.frame_s)))
         self.stats = EndpointerStats()
         self._pending = np.zeros(0, np.float32)  # samples not yet making a whole frame
         self._pending_t = 0.0  # capture time of _pending[0]

@@ -73,19 +73,20 @@ def test_three_bursts_make_three_utterances_with_preroll_and_times():
         assert u.sample_rate == SR
         assert u.t_start == pytest.approx(T0 + s, abs=0.021)  # frame precision
         assert u.t_end == pytest.approx(T0 + e, abs=0.021)
-        # 300 ms pre-roll of room noise, the burst, then a 200 ms tail.
-        assert u.duration == pytest.approx(0.3 + (e - s) + 0.2, abs=0.021)
+        # 300 ms pre-roll of room noise, the burst, then the 500 ms of end silence.
+        assert u.duration == pytest.approx(0.3 + (e - s) + 0.5, abs=0.021)
         pre = u.samples[: int(0.28 * SR)]
         body = u.samples[int(0.32 * SR) : int((0.3 + e - s - 0.02) * SR)]
         assert rms_dbfs(pre) < -60 and rms_dbfs(body) == pytest.approx(-12, abs=0.5)
     assert ep.stats.utterances == 3 and ep.stats.blips_dropped == 0
 
 
-def test_preroll_is_the_audio_just_before_onset():
+def test_utterance_audio_is_preroll_speech_and_tail_cut_from_the_stream():
     signal = np.concatenate([quiet(1.0), tone(1.0), quiet(1.0)])
     u = run(Endpointer(CFG), signal)[0]
-    onset = int(1.0 * SR)
-    assert np.array_equal(u.samples[: int(0.3 * SR)], signal[onset - int(0.3 * SR) : onset])
+    assert np.array_equal(u.samples, signal[int(0.7 * SR) : int(2.5 * SR)])
+    short_tail = run(Endpointer(CFG, tail_ms=100), signal)[0]
+    assert np.array_equal(short_tail.samples, signal[int(0.7 * SR) : int(2.1 * SR)])
 
 
 def test_short_blips_are_dropped():
