@@ -627,9 +627,79 @@ class Presenter:
                 w, h = self._screen.get_size()
                 buf = self._screen.get_buffer()  # locks the surface until released
                 px = np.frombuffer(buf, np.uint8).reshape(h, self._screen.get_pitch())[:, : w * 4]
-                rec.write(px.reshape(h, w, 4), self._record_layout)
+                rec.write(px.reshape(h, w, 4), self._record_layout, t=now)
                 del px, buf
             else:
-                rec.write(self.screenshot(), "RGB")
+                rec.write(self.screenshot(), "RGB", t=now)
         except (ValueError, pygame.error) as exc:
             self._warn_once(f"rec:{exc}", f"display: a frame could not be recorded: {exc}")
+
+
+# --- command line: check monitors, measure the loop --------------------------------------
+
+def _bench(seconds: float, size: Size, fps: float, gen_fps: float, record: Path | None) -> dict:
+    """The display loop headless with new frames arriving at `gen_fps`, a caption, the HUD
+    and (optionally) recording: returns loop rate, CPU use and recorder counts."""
+    from installation.messages import GenerationParams, Prompt
+
+    cfg = DisplayConfig(mode="headless", width=size[0], height=size[1], fps=fps, hud=True)
+    # A few distinct 512x512 images, made up front so the loop measures the display only.
+    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
+    images = [np.stack([(xx + 40 * i) % 256, (yy + 25 * i) % 256, np.full_like(xx, 30 * i % 256)],
+                       axis=2).astype(np.uint8) for i in range(8)]
+    presenter = Presenter(cfg, record_path=record, title="bench").open()
+    presenter.set_caption("안녕하세요, the garden listens; 정원이 듣고 있어요")
+    presenter.set_label("bench: headless display loop")
+    t0 = time.monotonic()
+    cpu0 = sum(os.times()[:2])
+    next_gen, i, loops = t0, 0, 0
+    try:
+        while (now := time.monotonic()) - t0 < seconds:
+            if now >= next_gen:
+                presenter.show_frame(GeneratedFrame(images[i % len(images)], Prompt("bench"),
+                                                    GenerationParams(), "bench", "none", source_t=now))
+                i += 1
+                next_gen += 1.0 / gen_fps
+            presenter.set_hud([f"frames {presenter.presented_frames}"])
+            presenter.poll_events()
+            presenter.render()
+            loops += 1
+    finally:
+        presenter.close()
+    elapsed = time.monotonic() - t0
+    result = {"size": f"{size[0]}x{size[1]}", "target_fps": fps, "gen_fps": gen_fps,
+              "loop_fps": round(loops / elapsed, 1),
+              "cpu_percent_of_one_core": round(100 * (sum(os.times()[:2]) - cpu0) / elapsed, 1),
+              "presented_frames": presenter.presented_frames}
+    if presenter.recorder is not None:
+        st = presenter.recorder.stats()
+        result.update(recorded=st.written, record_dropped=st.dropped)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m installation.display",
+                                     description="List monitors, or measure the display loop.")
+    parser.add_argument("--monitors", action="store_true", help="list the monitors SDL sees")
+    parser.add_argument("--bench", type=float, metavar="SECONDS", help="run the loop headless and print its rate")
+    parser.add_argument("--size", default="1280x720", help="screen size for --bench (default 1280x720)")
+    parser.add_argument("--fps", type=float, default=60.0, help="display rate for --bench (default 60)")
+    parser.add_argument("--gen-fps", type=float, default=30.0, help="new frames per second for --bench")
+    parser.add_argument("--record", type=Path, help="record to this file during --bench (.mp4 or .avi)")
+    args = parser.parse_args(argv)
+    if args.monitors or args.bench is None:
+        print(json.dumps(list_monitors()))
+    if args.bench is not None:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            parser.error(f"--size: expected WIDTHxHEIGHT such as 1280x720, got {args.size!r}")
+        print(json.dumps(_bench(args.bench, (w, h), args.fps, args.gen_fps, args.record)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

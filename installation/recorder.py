@@ -4,6 +4,11 @@ The display thread only copies the pixels and drops them into a small drop-oldes
 background worker converts, resizes if needed and encodes with cv2.VideoWriter. If encoding
 falls behind, the oldest waiting frames are dropped and counted rather than letting the
 display wait or memory grow.
+
+Frames written with a capture time `t` are placed on the file's timeline: a gap (the display
+loop stalled, or a frame was dropped) is filled by repeating the frame that was on screen
+during it, and a frame that comes before its slot is skipped, so the video plays at the speed the show ran (and stays in
+step with a sound recording made alongside).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from installation.channels import DropOldestQueue
 from installation.worker import Worker, WorkerStatus
 
 log = logging.getLogger(__name__)
+
+# After a long pause (a suspended machine) the gap is not filled beyond this many seconds.
+MAX_FILL_S = 2.0
+# Warn when more than this share of frames is dropped: the encoder cannot keep up.
+DROP_WARN_SHARE = 0.2
 
 # Container suffix → FourCC. mp4v and MJPG are encoders OpenCV's bundled FFmpeg always has.
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
@@ -52,12 +62,15 @@ class RecorderStats:
     written: int  # frames encoded into the file
     dropped: int  # frames dropped because encoding fell behind
     resized: int  # frames whose size differed from the file's and were scaled
+    repeated: int  # extra copies written to fill gaps on the timeline
+    skipped: int  # timed frames that came before their slot was due
 
 
 @dataclass(frozen=True)
 class _Pending:
     pixels: np.ndarray
     channels: str
+    t: float | None
 
 
 class _WriterWorker(Worker):
@@ -114,16 +127,24 @@ class VideoRecorder:
         self._received = 0
         self._written = 0
         self._resized = 0
+        self._repeated = 0
+        self._skipped = 0
+        self._t0: float | None = None  # capture time of the file's first frame
+        self._last: np.ndarray | None = None  # the last frame encoded, to fill gaps with
         self._closed = False
         self._warned_after_close = False
+        self._warned_drops = False
         self._worker = _WriterWorker(self)
         self._worker.start()
         log.info("recording to %s (%s, %dx%d at %g fps)", self.path, fourcc, *self.size, self.fps)
 
     # --- called from the display thread --------------------------------------------------
-    def write(self, image: np.ndarray, channels: str = "RGB") -> None:
+    def write(self, image: np.ndarray, channels: str = "RGB", t: float | None = None) -> None:
         """Queue one frame: (H, W, 3) or (H, W, 4) uint8 in the given channel layout (RGB
-        by default). The pixels are copied, so the caller may reuse its buffer at once."""
+        by default). The pixels are copied, so the caller may reuse its buffer at once.
+
+        `t` (a time.monotonic() stamp of when the frame was shown) places it on the timeline;
+        without it every frame written is one frame of video."""
         if self._closed:
             if not self._warned_after_close:
                 log.warning("%s: frame written after the recording was closed; ignored", self.path)
@@ -141,7 +162,7 @@ class VideoRecorder:
                              f"for {channels.upper()}, got {desc}")
         with self._lock:
             self._received += 1
-        self._queue.put(_Pending(np.array(image, copy=True), channels.upper()))
+        self._queue.put(_Pending(np.array(image, copy=True), channels.upper(), t))
 
     def close(self, timeout: float = 5.0) -> None:
         """Encode what is still queued, finish the file. Safe to call twice."""
@@ -169,13 +190,32 @@ class VideoRecorder:
     def stats(self) -> RecorderStats:
         with self._lock:
             return RecorderStats(str(self.path), self.fps, self.size, self._received, self._written,
-                                 self._queue.stats().dropped, self._resized)
+                                 self._queue.stats().dropped, self._resized, self._repeated,
+                                 self._skipped)
 
     def status(self) -> WorkerStatus:
         return self._worker.status()
 
     # --- the writer thread -----------------------------------------------------------------
+    def _copies(self, t: float | None) -> int:
+        """How many times to write a frame captured at `t` to keep the timeline true."""
+        if t is None:
+            return 1
+        if self._t0 is None:
+            self._t0 = t
+        due = int(round((t - self._t0) * self.fps)) + 1  # frames the file should hold after it
+        with self._lock:
+            n = due - self._written
+        if n <= 0:
+            return 0
+        return min(n, max(1, int(MAX_FILL_S * self.fps)))
+
     def _encode(self, item: _Pending) -> None:
+        copies = self._copies(item.t)
+        if copies == 0:
+            with self._lock:
+                self._skipped += 1
+            return
         order = _CHANNELS[item.channels]
         px = item.pixels
         if order == (2, 1, 0):
@@ -186,9 +226,25 @@ class VideoRecorder:
             bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
             with self._lock:
                 self._resized += 1
-        self._writer.write(np.ascontiguousarray(bgr))
+        bgr = np.ascontiguousarray(bgr)
+        # The previous frame stayed on screen through the gap; this one begins after it.
+        hold = self._last if self._last is not None else bgr
+        for _ in range(copies - 1):
+            self._writer.write(hold)
+        self._writer.write(bgr)
+        self._last = bgr
         with self._lock:
-            self._written += 1
+            self._written += copies
+            self._repeated += copies - 1
+        self._check_drops()
+
+    def _check_drops(self) -> None:
+        dropped = self._queue.stats().dropped
+        if not self._warned_drops and dropped >= 30 and dropped > DROP_WARN_SHARE * self._received:
+            self._warned_drops = True
+            log.warning("%s: encoding cannot keep up: %d of %d frames dropped; the video repeats "
+                        "frames to keep time (a lower record fps or size costs less)",
+                        self.path, dropped, self._received)
 
     def _release(self) -> None:
         self._writer.release()

@@ -262,8 +262,8 @@ def test_setting_the_same_caption_again_does_not_restart_it(presenter):
     plain = p.screenshot()
     p.set_caption("again")
     for _ in range(5):
-        clock.t += 0.5
         p.set_caption("again")
+        clock.t += 0.5
         p.render()
     assert _changed(p.screenshot(), plain).sum() == 0
     p.set_caption("")
@@ -481,6 +481,20 @@ def test_recorder_channel_layouts(tmp_path, no_thread_leak):
     _, frames = read_video(path)
     b, g, r = frames[0][32, 32].astype(int)
     assert abs(r - 200) < 20 and abs(g - 40) < 20 and abs(b - 10) < 20
+
+
+def test_recorder_keeps_the_show_timeline(tmp_path, no_thread_leak):
+    path = tmp_path / "timeline.avi"
+    with VideoRecorder(path, 10.0, (64, 64), queue_size=16) as rec:
+        rec.write(solid(RED, 64, 64), t=100.0)
+        rec.write(solid(GREEN, 64, 64), t=100.02)  # before the next 0.1 s slot: skipped
+        rec.write(solid(BLUE, 64, 64), t=100.3)  # a stall: red held through 0.1 and 0.2
+        rec.write(solid(YELLOW, 64, 64), t=100.4)
+    st = rec.stats()
+    assert (st.received, st.written, st.repeated, st.skipped) == (4, 5, 2, 1)
+    _, frames = read_video(path)
+    reds = [f[32, 32, 2] > 150 and f[32, 32, 1] < 100 and f[32, 32, 0] < 100 for f in frames]  # BGR
+    assert len(frames) == 5 and reds[:3] == [True, True, True] and not any(reds[3:])
 
 
 def test_recorder_rejects_what_it_cannot_do(tmp_path, no_thread_leak):
