@@ -47,6 +47,7 @@ class FontBook:
     def __init__(self, path: Path | None = None) -> None:
         self.path = DEFAULT_FONT if path is None else Path(path)
         self._fonts: dict[int, pygame.font.Font] = {}
+        self._warned_missing: set[str] = set()
         self.fallback = False
         if not self.path.is_file():
             log.warning("font %s is missing; using pygame's built-in font, which has no Hangul "
@@ -70,6 +71,17 @@ class FontBook:
                 font = pygame.font.Font(None, size)
             self._fonts[size] = font
         return font
+
+
+    def warn_missing(self, font: pygame.font.Font, text: str) -> str:
+        """Log characters the font cannot draw, once each, so a visitor speaking a language
+        the font lacks is noticed without filling the log. Returns the missing ones."""
+        missing = missing_glyphs(font, text)
+        new = "".join(c for c in missing if c not in self._warned_missing)
+        if new:
+            self._warned_missing.update(new)
+            log.warning("font %s has no glyphs for %r; they show as boxes", self.path.name, new)
+        return missing
 
 
 def missing_glyphs(font: pygame.font.Font, text: str) -> str:
@@ -137,9 +149,7 @@ def render_caption_band(text: str, fonts: FontBook, size: tuple[int, int], capti
     width, height = size
     scale = screen_scale(size)
     font = fonts.get(caption_size * scale)
-    missing = missing_glyphs(font, text)
-    if missing:
-        log.warning("caption font has no glyphs for %r; they will show as boxes", missing)
+    fonts.warn_missing(font, text)
     margin = int(width * 0.08)
     lines = wrap_text(text, font, width - 2 * margin)
     if len(lines) > max_lines:

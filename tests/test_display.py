@@ -314,6 +314,31 @@ def test_hangul_glyphs_are_real_not_tofu():
             assert np.abs(glyph.astype(int) - notdef.astype(int)).sum() > 1000, f"{ch!r} is a tofu box"
 
 
+def test_missing_glyphs_are_logged_once_each(caplog):
+    pygame.font.init()
+    fonts = FontBook()
+    with caplog.at_level(logging.WARNING, logger="installation.captions"):
+        for _ in range(3):
+            render_caption_band("hello \U0001F600", fonts, (W, H), 20)
+        render_caption_band("안녕", fonts, (W, H), 20)
+    assert len([r for r in caplog.records if "no glyphs" in r.getMessage()]) == 1
+
+
+def test_a_missing_font_file_falls_back_with_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="installation.captions"):
+        clock = FakeClock()
+        p = Presenter(cfg(), font_path=tmp_path / "gone.ttf", clock=clock).open()
+    try:
+        assert "gone.ttf" in caplog.text and "no Hangul" in caplog.text
+        p.show_frame(gen(solid((90, 90, 90))))
+        p.set_caption("still shown")
+        clock.t += 1.0
+        p.render()
+        assert p.screenshot()[H * 3 // 4:].max() > 200  # the caption's white text is there
+    finally:
+        p.close()
+
+
 def test_wrap_text_fits_width_and_breaks_long_words():
     pygame.font.init()
     font = FontBook().get(20)
