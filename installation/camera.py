@@ -47,7 +47,7 @@ class EndOfFile(DeviceLost):
 class SourceSpec:
     """What a `camera.source` value names: a device, a file or a stream."""
 
-    kind: str  # "device", "file", "stream"
+    kind: str  # "device", "file", "stream" ("invalid" for a value parse_source refused)
     device: int | str | None = None  # an index, or a device path such as /dev/video2
     path: Path | None = None
     url: str = ""
@@ -134,7 +134,14 @@ class OpenCVSource:
 
     def __init__(self, cfg: CameraConfig, stall_s: float = 5.0) -> None:
         self.cfg = cfg
-        self.spec = parse_source(cfg.source)
+        # A source value that can never work is kept as the reason open() fails, so a show with
+        # a typo still runs (without its camera) and says why in the event log.
+        self._config_error = ""
+        try:
+            self.spec = parse_source(cfg.source)
+        except ValueError as exc:
+            self._config_error = str(exc)
+            self.spec = SourceSpec("invalid", description=f"source {cfg.source!r}")
         self.description = self.spec.description
         self.stall_s = stall_s  # a live source with no new frame for this long is lost
         self.fps = DEFAULT_FPS
@@ -197,6 +204,8 @@ class OpenCVSource:
 
     # --- opening ---------------------------------------------------------------------
     def _open_capture(self) -> Any:
+        if self._config_error:
+            raise DeviceLost(self._config_error)
         cv2 = _cv2()
         spec = self.spec
         if spec.kind == "file":
@@ -382,8 +391,9 @@ def _cv2() -> Any:
 
 def open_frame_source(cfg: CameraConfig) -> FrameSource | None:
     """The frame source a show's [camera] asks for, or None for `source = "none"`.
-    Does not open it (the camera worker does, and retries while it is missing). Raises
-    ValueError for a source value that can never work."""
+    Does not open it (the camera worker does, and retries while it is missing). Never raises:
+    a source value that can never work (an empty string, a negative index) makes open() fail
+    with DeviceLost naming camera.source and why, which the worker reports."""
     if isinstance(cfg.source, str) and cfg.source.strip().lower() == "none":
         return None
     return OpenCVSource(cfg)

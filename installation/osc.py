@@ -88,8 +88,9 @@ class OscArgumentError(ValueError):
     """A message whose arguments do not fit its address; the text is the reason sent back."""
 
 
-class OscError(RuntimeError):
-    """The OSC server cannot run (e.g. its port is taken); the message names host and port."""
+class OscError(OSError):
+    """The OSC server cannot run (e.g. its port is taken); the message names host and port.
+    An OSError, because that is what a failed bind is."""
 
 
 def lookup(address: str) -> Address | None:
@@ -143,6 +144,21 @@ def _convert(code: str, value: Any, where: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     raise OscArgumentError(f"{where}: expected {expected}, got {got}")
+
+
+def address_table_markdown() -> str:
+    """The table as Markdown, for the README's OSC reference (installation/docs.py)."""
+    codes = {"s": "string", "f": "float", "i": "int", "T": "bool"}
+    lines = ["| address | arguments | kind | what it does |", "|---|---|---|---|"]
+    for a in ADDRESSES.values():
+        args = []
+        for i, code in enumerate(a.args):
+            lim = a.limits[i] if i < len(a.limits) else None
+            args.append(codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else ""))
+        lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {a.kind} | {a.help} |")
+    lines.append(f"| `{ERROR_ADDRESS}` (reply) | string address, string reason | reply | "
+                 "sent back to the sender's port when a message is refused |")
+    return "\n".join(lines) + "\n"
 
 
 def address_help() -> str:

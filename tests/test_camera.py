@@ -99,6 +99,12 @@ def test_parse_source_rejects_values_that_can_never_work(bad):
         parse_source(bad)
 
 
+def test_a_source_that_can_never_work_fails_at_open_not_at_startup():
+    src = open_frame_source(CameraConfig(source=""))  # a typo must not stop the show
+    with pytest.raises(DeviceLost, match="camera.source is empty"):
+        src.open()
+
+
 def test_none_source_means_no_camera():
     assert open_frame_source(CameraConfig(source="none")) is None
     assert isinstance(open_frame_source(CameraConfig(source="assets/demo_loop.mp4")), OpenCVSource)

@@ -25,6 +25,7 @@ from installation.osc import (
     OscError,
     OscServer,
     address_help,
+    address_table_markdown,
     lookup,
     validate_args,
 )
@@ -98,8 +99,9 @@ def test_table_has_the_first_addresses():
     assert ADDRESSES["/jadong/quit"].args == "" and ADDRESSES["/jadong/quit"].kind == "action"
     for path, row in ADDRESSES.items():
         assert path == row.path and row.help
-    text = address_help()
-    assert all(path in text for path in ADDRESSES)
+    for text in (address_help(), address_table_markdown()):
+        assert all(path in text for path in ADDRESSES)
+    assert "| `/jadong/strength` | float 0–1 | value |" in address_table_markdown()
     assert lookup("/JADONG/Prompt") is ADDRESSES["/jadong/prompt"]
 
 
@@ -324,8 +326,9 @@ def test_port_in_use_is_a_clear_error(controls, no_thread_leak):
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         srv = OscServer(OscConfig(port=port), controls)
-        with pytest.raises(OscError, match=rf"UDP port {port} on 127.0.0.1 is already in use"):
+        with pytest.raises(OscError, match=rf"UDP port {port} on 127.0.0.1 is already in use") as err:
             srv.start()
+    assert isinstance(err.value, OSError)  # the app catches OSError around start()
     assert not srv.running
 
 
