@@ -277,3 +277,24 @@ def test_nothing_outside_the_engine_pulls_in_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_full_size_model_on_the_cpu_is_announced_as_slow(tiny_model, monkeypatch, caplog):
+    from installation.engine import diffusers_generator
+    from installation.engine.diffusers_generator import DiffusersGenerator
+
+    monkeypatch.setattr(diffusers_generator, "FULL_SIZE_UNET_PARAMS", 1000)  # the tiny UNet counts as big
+    with caplog.at_level("WARNING", logger="installation.engine.diffusers_generator"):
+        DiffusersGenerator(GeneratorConfig(model=str(tiny_model), device="cpu")).load()
+    assert any("runs on the CPU" in r.getMessage() and "seconds per frame" in r.getMessage() for r in caplog.records)
+
+
+def test_fetch_refuses_offline_and_returns_local_folders(tiny_model, monkeypatch, tmp_path):
+    from installation.engine.models import fetch_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE is set"):
+        fetch_model("stabilityai/sd-turbo", cache_dir=tmp_path)
+    assert fetch_model(str(tiny_model)) == tiny_model
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fetch_model(str(tmp_path / "gone"))

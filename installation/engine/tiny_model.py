@@ -131,3 +131,52 @@ def ensure_tiny_model(dest: Path, seed: int = 0) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _bench(folder: Path, size: int, frames: int) -> None:
+    """Per-frame time of the tiny model through the real DiffusersGenerator (1 step, img2img
+    at strength 0.5 and txt2img), for the report; prints numbers, asserts nothing."""
+    import statistics
+    import time
+
+    import numpy as np
+
+    from ..messages import GenerationParams, Prompt
+    from ..show import GeneratorConfig
+    from .diffusers_generator import DiffusersGenerator
+
+    gen = DiffusersGenerator(GeneratorConfig(kind="diffusers", model=str(folder), width=size, height=size))
+    gen.load()
+    image = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
+    prompt, params = Prompt("a quiet garden at dawn, ink wash painting"), GenerationParams(strength=0.5, steps=1)
+    for label, img in (("img2img", image), ("txt2img", None)):
+        gen.generate(prompt, params, img)  # warm-up: first call pays for kernel selection
+        times = []
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            gen.generate(prompt, params, img)
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{label} {size}x{size} on {gen.device}: median {statistics.median(times):.1f} ms, "
+              f"min {min(times):.1f} ms over {frames} frames")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="Write the tiny random-weight SD model (and time it).")
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bench", type=int, default=0, metavar="FRAMES", help="time this many frames per mode")
+    parser.add_argument("--size", type=int, action="append", help="frame size for --bench (repeatable)")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    write_tiny_model(args.dest, args.seed)
+    print(f"wrote {args.dest} in {time.perf_counter() - t0:.2f} s")
+    for size in args.size or [64, 128]:
+        if args.bench:
+            _bench(args.dest, size, args.bench)
+
+
+if __name__ == "__main__":
+    main()
