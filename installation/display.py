@@ -549,6 +549,7 @@ class Presenter:
         w, h = self.size
         if self.caption_visible and self._caption_surface is not None:
             since = now - self._caption_t
+            self._caption_timing.hold_s = self.cfg.caption_seconds  # a cue may change it mid-show
             alpha = self._caption_timing.alpha(since)
             if alpha > 0:
                 self._caption_surface.set_alpha(alpha)
