@@ -52,6 +52,15 @@ def _missing_engine_packages() -> list[str]:
 def choose_generator(cfg: GeneratorConfig, model_override: str | None = None) -> tuple[Generator, str]:
     """The generator to run and why. Never raises for a missing model or engine: the show runs
     on the preview instead and its label says why and how to fix it."""
+    gen, reason = _choose(cfg, model_override)
+    try:
+        gen.reason = reason  # type: ignore[attr-defined]  (read by GeneratorWorker's start event)
+    except AttributeError:
+        pass
+    return gen, reason
+
+
+def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator, str]:
     model = (model_override or cfg.model).strip()
     if model != cfg.model:
         cfg = cfg.model_copy(update={"model": model})
@@ -111,7 +120,9 @@ class GeneratorWorker(Worker):
         self.camera = camera
         self.out = out
         self.cfg = cfg
-        self.reason = reason
+        # choose_generator leaves its reason on the generator, so the start event says why
+        # even when the caller does not pass it on.
+        self.reason = reason or getattr(generator, "reason", "")
         self._on_event = on_event
         self._needs_load = generator is not fallback and not isinstance(generator, PreviewGenerator)
         self._active: Generator = fallback if self._needs_load else generator
@@ -128,6 +139,19 @@ class GeneratorWorker(Worker):
     def active(self) -> Generator:
         """The generator painting now (read from other threads for the HUD; a plain read)."""
         return self._active
+
+    @property
+    def active_name(self) -> str:
+        return self._active.name
+
+    @property
+    def active_model(self) -> str:
+        return self._active.model
+
+    @property
+    def label(self) -> str:
+        """What the screen should say about the generator ("" when the real model paints)."""
+        return self._active.label
 
     def _event(self, **fields: Any) -> None:
         if self._on_event is None:

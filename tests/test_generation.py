@@ -317,3 +317,22 @@ def test_unchanged_inputs_are_not_painted_again(no_thread_leak):
     finally:
         worker.stop()
         worker.join(WAIT_S)
+
+
+def test_worker_reports_what_the_app_shows(tiny_model, no_thread_leak, empty_hf_cache):
+    """The app wires the worker without a reason and reads active_name/active_model/label."""
+    cfg = GeneratorConfig(kind="auto", model="stabilityai/sd-turbo", width=64, height=64, max_fps=50)
+    rig = Rig(cfg)
+    chosen, reason = choose_generator(cfg)
+    worker = GeneratorWorker(chosen, chosen, rig.prompt, rig.params, rig.camera, rig.out, cfg,
+                             on_error=rig.on_error, on_event=rig.on_event)
+    worker.start()
+    try:
+        frame, _ = rig.next_frame(0)
+        assert frame.generator == "preview"
+        assert (worker.active_name, worker.active_model) == ("preview", "")
+        assert worker.label == chosen.label and "not downloaded" in worker.label
+        assert rig.events[0]["state"] == "ready" and rig.events[0]["reason"] == reason
+    finally:
+        worker.stop()
+        worker.join(WAIT_S)
