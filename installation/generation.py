@@ -82,7 +82,7 @@ def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator
 
     from .engine.diffusers_generator import DiffusersGenerator
 
-    return DiffusersGenerator(cfg), f"model {model} found locally: {why}"
+    return DiffusersGenerator(cfg), f"model {why}"
 
 
 class GeneratorWorker(Worker):

@@ -140,7 +140,8 @@ def model_available_locally(model: str, cache_dir: Path | None = None) -> tuple[
         problem = _check_folder(loc.folder)
         if problem:
             return False, problem
-        return True, f"{model} found locally in {loc.folder}"
+        where = "" if str(loc.folder) == model else f" ({loc.folder})"
+        return True, f"{model} found locally{where}"
     cache = cache_dir or hf_cache_dir()
     snapshot = hf_snapshot_folder(loc.hf_id, cache)
     if snapshot is None:
@@ -155,7 +156,7 @@ def model_available_locally(model: str, cache_dir: Path | None = None) -> tuple[
     problem = _check_folder(snapshot)
     if problem:
         return False, f"{loc.hf_id} is only partly in the Hugging Face cache: {problem}; fetch it again with: {FETCH_COMMAND}"
-    return True, f"{loc.hf_id} found in the Hugging Face cache ({_tilde(cache)})"
+    return True, f"{loc.hf_id} found locally in the Hugging Face cache ({_tilde(cache)})"
 
 
 def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str, Path | None]:
