@@ -276,8 +276,10 @@ class App:
                 start = self.options.started_mono or t0
                 self.events.write("frame", first=True, generator=frame.generator,
                                   seconds_since_start=round(self.presenter.first_frame_t - start, 3))
-            if frame is not None and frame.prompt.t != shown_prompt_t:
-                shown_prompt_t = frame.prompt.t
+            # A new prompt on screen, or the same prompt from another generator (e.g. the model
+            # finished loading and took over from the preview).
+            if frame is not None and (frame.prompt.t, frame.generator) != shown_prompt_t:
+                shown_prompt_t = (frame.prompt.t, frame.generator)
                 self.events.write("presented", prompt=frame.prompt.text, source=frame.prompt.source,
                                   generator=frame.generator, latency_s=round(time.monotonic() - frame.prompt.t, 3))
             if self.options.seconds is not None and time.monotonic() - t0 >= self.options.seconds:
