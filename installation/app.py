@@ -17,6 +17,7 @@ from typing import Any
 
 from .channels import DropOldestQueue, LatestSlot
 from .events import EventLog, FloodSummary
+from .generation import params_from_config
 from .messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
 from .prompting import Prompter
 from .show import Show
@@ -57,8 +58,7 @@ class App:
         gen = show.generator
         self.state = ShowState(
             prompt=self.prompter.initial(),
-            params=GenerationParams(strength=gen.strength, steps=gen.steps, seed=gen.seed,
-                                    guidance_scale=gen.guidance_scale),
+            params=params_from_config(gen),
         )
         # Channels: sampled state in latest-value slots, streams and events in bounded queues.
         self.camera_slot: LatestSlot[CameraFrame] = LatestSlot("camera")

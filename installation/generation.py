@@ -28,7 +28,8 @@ EventHandler = Callable[..., Any]  # on_event("generator", name=..., reason=...)
 def params_from_config(cfg: GeneratorConfig) -> GenerationParams:
     """The show's starting generation settings (cues and OSC replace them later)."""
     return GenerationParams(
-        strength=cfg.strength, steps=cfg.steps, seed=cfg.seed, guidance_scale=cfg.guidance_scale
+        strength=cfg.strength, steps=cfg.steps, seed=cfg.seed, guidance_scale=cfg.guidance_scale,
+        mode=cfg.mode,
     )
 
 

@@ -91,6 +91,9 @@ class GenerationParams:
     steps: int = 1
     seed: int = 42
     guidance_scale: float = 0.0
+    mode: str = "img2img"  # "img2img", "txt2img" (see GeneratorConfig.mode)
+    prompt_blend_s: float = 0.0  # a new prompt (or seed) blends in over this many seconds
+    seed_drift: float = 0.0  # 0-1: how fast the noise walks when nothing else moves the picture
     t: float = field(default_factory=now)
 
 
