@@ -239,6 +239,9 @@ class Presenter:
         self._caption_surface: pygame.Surface | None = None
         self._caption_timing = CaptionTiming(hold_s=cfg.caption_seconds)
         self._label_text = ""
+        self._black_from = self._black_to = 0.0  # blackout level, faded between the two
+        self._black_t0 = 0.0
+        self._black_fade_s = 0.0
         self._label_surface: pygame.Surface | None = None
         self._hud_lines: list[str] = []
         self._hud_surface: pygame.Surface | None = None
@@ -458,6 +461,36 @@ class Presenter:
         self._label_text = text
         self._label_surface = self._render_label() if self._opened else None
 
+    def set_blackout(self, on: bool, fade_s: float = 0.0) -> None:
+        """Fade to black (on) or back to the picture (off) over `fade_s` seconds, starting from
+        whatever level is on screen now. A performer's choice: the show never blacks out alone."""
+        now = self._clock()
+        self._black_from = self.blackout_level(now)
+        self._black_to = 1.0 if on else 0.0
+        self._black_t0 = now
+        self._black_fade_s = max(0.0, float(fade_s))
+
+    def blackout_level(self, now: float | None = None) -> float:
+        """0 = the picture, 1 = black."""
+        now = self._clock() if now is None else now
+        frm, to, fade = self._black_from, self._black_to, self._black_fade_s
+        if fade <= 0 or frm == to:
+            return to
+        p = min(1.0, max(0.0, (now - self._black_t0) / fade))
+        return frm + (to - frm) * p
+
+    def _draw_blackout(self, now: float, screen: pygame.Surface) -> None:
+        level = self.blackout_level(now)
+        if level <= 0.0:
+            return
+        if level >= 1.0:
+            screen.fill((0, 0, 0))
+            return
+        veil = pygame.Surface(screen.get_size())
+        veil.fill((0, 0, 0))
+        veil.set_alpha(int(round(level * 255)))
+        screen.blit(veil, (0, 0))
+
     def set_hud(self, lines: list[str]) -> None:
         """Lines for the HUD; shown only while the HUD is on."""
         self._hud_lines = [str(x) for x in lines]
@@ -478,6 +511,7 @@ class Presenter:
         else:
             self._compose_base(now, screen)
         self._draw_overlays(now, screen)
+        self._draw_blackout(now, screen)
         if self._window:
             try:
                 pygame.display.flip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,10 +18,19 @@ README = PROJECT_ROOT / "README.md"
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    text = str(annotation) if text in ("Literal", "Union") else text
-    text = text.replace("typing.", "").replace("Literal", "one of ").replace("Union[int, str]", "int or string")
-    return {"str": "string", "int": "integer", "float": "number", "bool": "true/false"}.get(text, text)
+    """A reader's name for a field's type: "integer", "one of "a", "b"", "list of strings"."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names)
+    if origin is list:
+        return f"list of {_type_name(args[0])}s" if args else "list"
+    if origin is dict:
+        return "table"
+    name = getattr(annotation, "__name__", str(annotation))
+    return {"str": "string", "int": "integer", "float": "number", "bool": "true/false"}.get(name, name)
 
 
 def _constraints(info) -> str:
@@ -32,12 +43,40 @@ def _constraints(info) -> str:
     return ", ".join(parts)
 
 
+def _model_table(model: type[BaseModel]) -> list[str]:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, info in model.model_fields.items():
+        kind = _type_name(info.annotation)
+        limits = _constraints(info)
+        if limits:
+            kind = f"{kind} ({limits})"
+        if info.is_required():
+            default = "required"
+        else:
+            default = "`" + (str(info.default).lower() if isinstance(info.default, bool)
+                             else repr(info.default).replace("'", '"')) + "`"
+            default = "unset" if info.default is None else default
+        desc = (info.description or "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {kind.replace('|', ' or ')} | {default} | {desc} |")
+    return lines
+
+
 def show_reference() -> str:
     lines = []
     for section, field in Show.model_fields.items():
         if field.exclude:
             continue
-        model: type[BaseModel] = field.annotation  # type: ignore[assignment]
+        model = field.annotation
+        if section == "cues":
+            from .show import Cue
+
+            lines.append(f"**`[[cues]]`**: {field.description}\n")
+            lines.extend(_model_table(Cue))
+            lines.append("")
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            lines.append(f"**`[{section}]`**: {field.description}\n")
+            continue
         lines.append(f"**`[{section}]`**\n")
         lines.append("| key | type | default | meaning |")
         lines.append("|---|---|---|---|")

@@ -6,11 +6,12 @@ A broken show file fails loudly, naming the file, the field and what was expecte
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHOWS_DIR = PROJECT_ROOT / "shows"
@@ -111,15 +112,69 @@ class DisplayConfig(_Section):
     crossfade_s: float = Field(0.4, ge=0, le=30, description="Crossfade from one generated frame to the next (0: cut).")
     caption: bool = Field(True, description="Show the visitor's words.")
     caption_seconds: float = Field(12.0, gt=0, le=600, description="How long a caption stays.")
-    caption_size: int = Field(40, ge=8, le=300, description="Caption font size in pixels.")
+    caption_size: int = Field(40, ge=8, le=300, description="Caption font size in pixels on a 720-line screen (scaled to the screen).")
     hud: bool = Field(False, description="Overlay fps per stage, drops, generator and model.")
     lock_keyboard: bool = Field(False, description="Esc does not quit (public spaces).")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected \"host:port\" such as \"127.0.0.1:9001\", got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 class OscConfig(_Section):
     enabled: bool = Field(True, description="Listen for OSC.")
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for the network).")
     port: int = Field(9000, ge=0, le=65535, description="UDP port (0: any free port).")
+    allow: list[str] = Field(
+        ["127.0.0.1", "::1"], description="Senders whose messages are obeyed: hosts and subnets "
+        "(\"192.168.1.20\", \"10.0.0.0/24\"). Others get an error reply and change nothing.")
+    reply_port: int = Field(0, ge=0, le=65535, description="Send replies to this port on the sender's "
+                            "host (as QLab expects); 0 replies to the port the message came from.")
+    status_targets: list[str] = Field([], description="Where /jadong/status/... is pushed: \"host:port\" entries.")
+    status_hz: float = Field(2.0, gt=0, le=60, description="How often status is pushed to status_targets.")
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or subnets such as \"192.168.1.0/24\", got {entry!r}") from None
+        return v
+
+    @field_validator("status_targets")
+    @classmethod
+    def _valid_targets(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            _host_port(entry)
+        return v
+
+    def status_addresses(self) -> list[tuple[str, int]]:
+        return [_host_port(t) for t in self.status_targets]
+
+
+class Cue(_Section):
+    """One cue: what changes when the performer fires it. Unset keys leave things as they are."""
+
+    name: str = Field(description="What the performer calls it (/jadong/cue/go NAME); unique in the show.")
+    prompt: str | None = Field(None, description="Paint these words.")
+    style: str | None = Field(None, description="A style from [styles].")
+    negative: str | None = Field(None, description="Negative prompt.")
+    strength: float | None = Field(None, ge=0, le=1, description="img2img strength.")
+    steps: int | None = Field(None, ge=1, le=50, description="Denoising steps.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Noise seed.")
+    seed_drift: float | None = Field(None, ge=0, le=1, description="How fast the noise walks, 0-1.")
+    mode: Literal["img2img", "txt2img"] | None = Field(None, description="Generation mode.")
+    blend_s: float | None = Field(None, ge=0, le=60, description="Seconds a new prompt takes to blend in.")
+    crossfade_s: float | None = Field(None, ge=0, le=30, description="Display crossfade seconds.")
+    caption: str | None = Field(None, description="Caption text to show (\"\" clears it).")
+    listen: bool | None = Field(None, description="Listen to the microphone from this cue on.")
+    blackout: bool | None = Field(None, description="Fade to black (true) or back (false).")
+    fade_s: float | None = Field(None, ge=0, le=60, description="Blackout fade seconds for this cue.")
 
 
 class Show(_Section):
@@ -131,6 +186,34 @@ class Show(_Section):
     generator: GeneratorConfig = GeneratorConfig()
     display: DisplayConfig = DisplayConfig()
     osc: OscConfig = OscConfig()
+    styles: dict[str, str] = Field(
+        {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "
+        "each contains {speech}.")
+    cues: list[Cue] = Field([], description="The show's cues, in order: one [[cues]] table each; a performer fires them with /jadong/cue/go, /next and /prev.")
+
+    @field_validator("styles")
+    @classmethod
+    def _styles_have_speech(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, template in v.items():
+            if "{speech}" not in template:
+                raise ValueError(f"style {name!r}: expected a template containing {{speech}}")
+            try:
+                template.format(speech="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"style {name!r}: expected only the placeholder {{speech}}; {exc!s} is not known") from None
+        return v
+
+    @model_validator(mode="after")
+    def _cues_consistent(self) -> "Show":
+        seen = set()
+        for i, cue in enumerate(self.cues):
+            if cue.name in seen:
+                raise ValueError(f"cues[{i}].name: {cue.name!r} is used by an earlier cue; cue names must be unique")
+            seen.add(cue.name)
+            if cue.style is not None and cue.style not in self.styles:
+                raise ValueError(f"cues[{i}].style: {cue.style!r} is not in [styles] "
+                                 f"(known: {', '.join(self.styles) or 'none'})")
+        return self
 
     # Where the show came from, for messages and relative paths.
     path: Path | None = Field(default=None, exclude=True)
@@ -154,10 +237,12 @@ _EXPECTED = {
 
 
 def _describe(err: dict, section: BaseModel | None = None) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
     # Union members add their type name to the location; drop it, a user never wrote it.
-    parts = [str(p) for p in err["loc"] if p not in ("int", "str")]
-    loc = ".".join(parts) or "(top level)"
+    loc = ""
+    for part in err["loc"]:
+        if part in ("int", "str"):
+            continue
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     kind = err["type"]
     got = err.get("input")
     ctx = err.get("ctx") or {}
@@ -173,9 +258,10 @@ def _describe(err: dict, section: BaseModel | None = None) -> str:
         expected = f"one of {ctx.get('expected')}"
     elif kind == "value_error":
         expected = str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
-        return f"{loc}: {expected}"
+        return f"{loc}: {expected}" if loc else expected
     else:
         expected = _EXPECTED.get(kind, err["msg"])
+    loc = loc or "(top level)"
     if kind == "extra_forbidden":
         return f"{loc}: {expected}"
     if kind == "missing":
