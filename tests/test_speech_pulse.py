@@ -142,7 +142,9 @@ def test_pulse_device_is_listed_and_found_by_name(pulse):
 
 @pytest.mark.slow
 def test_spoken_into_the_sink_comes_out_as_words(pulse, tiny_en, tmp_path):
-    wav = espeak_wav("a golden castle on a green hill", tmp_path / "wish.wav")
+    # Where the speech falls on the 20 ms frame grid varies run to run here, and tiny.en reads
+    # some espeak phrases differently by the millisecond; this one reads the same at any offset.
+    wav = espeak_wav("a paper boat on a river", tmp_path / "wish.wav")
     errors: list = []
     on_error = lambda name, exc: errors.append((name, exc))  # noqa: E731
     audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1500)
@@ -163,7 +165,7 @@ def test_spoken_into_the_sink_comes_out_as_words(pulse, tiny_en, tmp_path):
     assert hung == [] and errors == []
     assert transcript is not None
     heard = transcript.text.lower()
-    assert all(w in heard for w in ("golden", "castle", "hill")), transcript.text
+    assert all(w in heard for w in ("paper", "boat", "river")), transcript.text
     # The voiced end, stamped from PortAudio's capture clock, lies before paplay returned.
     assert transcript.utterance_end_t < played_at < transcript.t
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive() and t.name != "tqdm_monitor"]
