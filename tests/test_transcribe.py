@@ -173,3 +173,20 @@ def test_silence_gives_nothing_credible(tiny_en):
     result = tiny_en.transcribe(utterance(hiss))
     assert result is None or rejection_reason(result.text) is not None, result
     assert tiny_en.transcribe(utterance(np.zeros(0, np.float32))) is None
+
+
+@pytest.mark.slow
+@needs_tiny
+def test_auto_device_falls_back_to_cpu_when_cuda_fails(monkeypatch):
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("a working CUDA device is present: nothing to fall back from")
+    import installation.transcribe as transcribe
+
+    monkeypatch.setattr(transcribe, "_cuda_devices", lambda: 1)  # as if a GPU were listed but unusable
+    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", device="auto"))
+    t.load()  # CTranslate2 really fails on CUDA here, then loads on the CPU
+    assert (t.device, t.compute_type) == ("cpu", "int8")
+    with pytest.raises(TranscriberUnavailable, match="failed to load on cuda"):
+        FasterWhisperTranscriber(SpeechConfig(model="tiny.en", device="cuda")).load()  # asked for: no fallback
