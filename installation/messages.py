@@ -117,4 +117,5 @@ class Control:
     address: str
     args: tuple[Any, ...] = ()
     sender: tuple[str, int] | None = None
+    query: bool = False  # a value address sent with no argument: answer with the current value
     t: float = field(default_factory=now)

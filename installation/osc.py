@@ -13,14 +13,18 @@ Controls to the show state (see app.py), so nothing here touches the show direct
 from __future__ import annotations
 
 import errno
+import heapq
+import ipaddress
 import logging
 import math
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from pythonosc import osc_bundle, osc_message
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -39,7 +43,8 @@ ERROR_ADDRESS = "/jadong/error"  # replies: (offending address, reason), both st
 # OSC address patterns (/jadong/*) would let one message fire several cues; the table takes
 # literal addresses only, and says so rather than guessing.
 _PATTERN_CHARS = set("*?[]{}")
-_TYPE_NAMES = {"s": "a string", "f": "a number", "i": "an integer", "T": "true or false"}
+_TYPE_NAMES = {"s": "a string", "f": "a number", "i": "an integer", "T": "true or false",
+               "x": "a name or a number"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Address:
     help: str
     kind: Literal["value", "action"] = "action"
     limits: tuple[Limits | None, ...] = ()
+    choices: tuple[str, ...] = ()  # allowed strings for a single "s" argument
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path != self.path.lower():
@@ -76,12 +82,58 @@ def _table(*rows: Address) -> dict[str, Address]:
     return {a.path: a for a in rows}
 
 
+SECONDS = (0.0, 60.0)
+
 ADDRESSES: dict[str, Address] = _table(
-    Address("/jadong/prompt", "s", "paint these words (replaces the current prompt until the next speech)", "value"),
+    # The picture's words
+    Address("/jadong/prompt", "s", "paint these words (until the next speech or cue)", "value"),
+    Address("/jadong/prompt/append", "s", "add words to the current prompt", "action"),
+    Address("/jadong/prompt/clear", "", "back to the show's initial prompt", "action"),
+    Address("/jadong/prompt/blend", "f", "seconds a new prompt (or seed) takes to blend in", "value", limits=(SECONDS,)),
+    Address("/jadong/negative", "s", "negative prompt (\"\" for none)", "value"),
+    Address("/jadong/style", "s", "a named style from the show's [styles]; repaints the last words in it", "value"),
+    # How it is painted
     Address("/jadong/strength", "f", "how far img2img departs from the camera image, 0 (camera) to 1 (prompt only)",
             "value", limits=((0.0, 1.0),)),
+    Address("/jadong/steps", "i", "denoising steps per frame", "value", limits=((1, 50),)),
+    Address("/jadong/seed", "i", "noise seed", "value", limits=((0, 2**31 - 1),)),
+    Address("/jadong/seed/drift", "f", "how fast the noise walks, 0 (still) to 1", "value", limits=((0.0, 1.0),)),
+    Address("/jadong/mode", "s", "img2img (restyle the camera) or txt2img (words alone)", "value",
+            choices=("img2img", "txt2img")),
+    # Cues and shows
+    Address("/jadong/cue", "", "the current cue (query only): replies with its number and name", "value"),
+    Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action"),
+    Address("/jadong/cue/next", "", "fire the next cue", "action"),
+    Address("/jadong/cue/prev", "", "fire the previous cue", "action"),
+    Address("/jadong/show", "s", "load another show from shows/ by name (no paths)", "action"),
+    # Listening and the screen
+    Address("/jadong/listen", "T", "listen to the microphone (1) or not (0)", "value"),
+    Address("/jadong/freeze", "T", "hold the picture on screen (1) or let it move (0)", "value"),
+    Address("/jadong/blackout", "T", "fade to black (1) or back to the picture (0)", "value"),
+    Address("/jadong/blackout/fade", "f", "seconds the blackout fades take", "value", limits=(SECONDS,)),
+    Address("/jadong/crossfade", "f", "seconds from one generated frame to the next", "value", limits=((0.0, 30.0),)),
+    Address("/jadong/caption", "T", "show captions (1) or hide them (0)", "value"),
+    Address("/jadong/caption/text", "s", "show this caption now (\"\" clears it)", "value"),
+    Address("/jadong/hud", "T", "show the HUD (1) or hide it (0)", "value"),
+    # Actions
+    Address("/jadong/capture", "", "save the current frame (PNG + JSON of the words and settings) in captures/", "action"),
+    Address("/jadong/status", "", "send all /jadong/status/... values to the sender now", "action"),
     Address("/jadong/quit", "", "end the show cleanly", "action"),
 )
+
+# Pushed to [osc] status_targets at status_hz, and sent to whoever asks /jadong/status.
+STATUS_ADDRESSES: dict[str, str] = {
+    "/jadong/status/fps/display": "float: frames presented per second",
+    "/jadong/status/fps/generator": "float: frames generated per second",
+    "/jadong/status/fps/camera": "float: camera frames per second",
+    "/jadong/status/prompt": "string: the prompt being painted",
+    "/jadong/status/transcript": "string: the last accepted transcript",
+    "/jadong/status/listening": "int: 1 while listening",
+    "/jadong/status/cue": "string: the current cue's name (\"\" before the first)",
+    "/jadong/status/generator": "string: the generator and model painting now",
+    "/jadong/status/error": "string: the last error (\"\" if none)",
+    "/jadong/status/dropped": "int: items dropped by all channels so far",
+}
 
 
 class OscArgumentError(ValueError):
@@ -102,8 +154,15 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def is_query(addr: Address, args: tuple[Any, ...] | list[Any]) -> bool:
+    """A value address sent with no argument asks for the current value."""
+    return addr.kind == "value" and len(args) == 0
+
+
 def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
     """The arguments converted to the table's types, or OscArgumentError with the reason."""
+    if is_query(addr, args):
+        return ()
     if len(args) != len(addr.args):
         want = len(addr.args)
         expected = "no arguments" if want == 0 else f"{want} argument{'s' if want > 1 else ''} ({addr.args})"
@@ -115,6 +174,10 @@ def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any
         limits = addr.limits[i] if i < len(addr.limits) else None
         if limits is not None and not (limits[0] <= value <= limits[1]):
             raise OscArgumentError(f"{where}: expected a value from {_fmt(limits[0])} to {_fmt(limits[1])}, got {value!r}")
+        if addr.choices and code == "s":
+            value = value.strip().lower()
+            if value not in addr.choices:
+                raise OscArgumentError(f"{where}: expected one of {', '.join(addr.choices)}, got {value!r}")
         out.append(value)
     return tuple(out)
 
@@ -125,6 +188,13 @@ def _convert(code: str, value: Any, where: str) -> Any:
     if code == "s":
         if isinstance(value, str):
             return value
+    elif code == "x":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
     elif code == "T":
         if isinstance(value, bool):
             return value
@@ -148,16 +218,21 @@ def _convert(code: str, value: Any, where: str) -> Any:
 
 def address_table_markdown() -> str:
     """The table as Markdown, for the README's OSC reference (installation/docs.py)."""
-    codes = {"s": "string", "f": "float", "i": "int", "T": "bool"}
+    codes = {"s": "string", "f": "float", "i": "int", "T": "bool", "x": "string or int"}
     lines = ["| address | arguments | kind | what it does |", "|---|---|---|---|"]
     for a in ADDRESSES.values():
         args = []
         for i, code in enumerate(a.args):
             lim = a.limits[i] if i < len(a.limits) else None
-            args.append(codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else ""))
-        lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {a.kind} | {a.help} |")
+            args.append(codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else "")
+                        + (f" ({' or '.join(a.choices)})" if a.choices else ""))
+        kind = "value (no argument: query)" if a.kind == "value" else "action"
+        lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {kind} | {a.help} |")
     lines.append(f"| `{ERROR_ADDRESS}` (reply) | string address, string reason | reply | "
                  "sent back to the sender's port when a message is refused |")
+    lines += ["", "Status, pushed to `[osc] status_targets` every 1/`status_hz` s as one bundle, and sent to",
+              "whoever sends `/jadong/status`:", "", "| address | value |", "|---|---|"]
+    lines += [f"| `{path}` | {what} |" for path, what in STATUS_ADDRESSES.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +248,72 @@ class OscStats:
     rejected: int  # messages answered on /jadong/error
     malformed: int  # datagrams that were not OSC at all
     replies_failed: int
+    refused: int = 0  # datagrams from senders outside osc.allow
+    scheduled_bundles: int = 0  # bundles held for a future timetag
+    pending: int = 0  # messages waiting for their timetag
+
+
+# A bundle due within this much is delivered at once: less than one display frame.
+_LATE_ENOUGH_S = 0.002
+MAX_BUNDLE_DELAY_S = 3600.0
+MAX_PENDING = 10_000
+
+
+class _BundleScheduler:
+    """Delivers messages from future-dated bundles at their timetags on a thread of its own,
+    so a bundle for later never holds up the messages behind it (python-osc's strict timing
+    would sleep on the server thread)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="osc-bundles", daemon=True)
+        self._thread.start()
+
+    def add(self, when: float, deliver: Callable[[], None]) -> bool:
+        with self._cond:
+            if len(self._heap) >= MAX_PENDING:
+                log.warning("OSC: %d timed messages already waiting; one more dropped", MAX_PENDING)
+                return False
+            self._seq += 1
+            heapq.heappush(self._heap, (when, self._seq, deliver))
+            self._cond.notify()
+            return True
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._heap.clear()
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping:
+                    wait = self._heap[0][0] - time.time() if self._heap else None
+                    if wait is not None and wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if self._stopping:
+                    return
+                _, _, deliver = heapq.heappop(self._heap)
+            try:
+                deliver()
+            except Exception:
+                log.exception("OSC: delivering a timed message failed")
 
 
 class _UDPServer(BlockingOSCUDPServer):
@@ -207,6 +348,9 @@ class OscServer:
         self._port = cfg.port
         self._lock = threading.Lock()  # counters are bumped on the server thread, read anywhere
         self._received = self._rejected = self._malformed = self._replies_failed = 0
+        self._refused = self._scheduled_bundles = 0
+        self._allow = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
+        self._scheduler = _BundleScheduler()
         self.dispatcher = Dispatcher(strict_timing=False)  # never sleep on the server thread
         self.dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
 
@@ -245,6 +389,7 @@ class OscServer:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"osc-server:{self._port}", daemon=True)
         self._thread.start()
+        self._scheduler.start()
         log.info("OSC: listening on udp %s:%d", host, self._port)
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -255,6 +400,7 @@ class OscServer:
         if thread is not None and thread.is_alive():
             server.shutdown()  # waits for serve_forever to return
             thread.join(timeout)
+        self._scheduler.stop(timeout)
         server.server_close()
 
     def __enter__(self) -> "OscServer":
@@ -266,7 +412,8 @@ class OscServer:
 
     def stats(self) -> OscStats:
         with self._lock:
-            return OscStats(self._received, self._rejected, self._malformed, self._replies_failed)
+            return OscStats(self._received, self._rejected, self._malformed, self._replies_failed,
+                            self._refused, self._scheduled_bundles, self._scheduler.pending())
 
     # --- replies ---------------------------------------------------------------------
     def reply(self, target: tuple[str, int], address: str, *args: Any) -> bool:
@@ -293,8 +440,16 @@ class OscServer:
     # --- receiving -------------------------------------------------------------------
     def _precheck(self, data: bytes, client: Any) -> bool:
         """Runs before the dispatcher: python-osc drops unparsable packets and broken address
-        patterns without a word, and a performer deserves to know why nothing happened."""
+        patterns without a word, and a performer deserves to know why nothing happened.
+        Also where senders outside `osc.allow` are refused, and where bundles timed for the
+        future are handed to the scheduler instead of blocking this thread."""
         sender = _sender(client)
+        if sender is not None and not self._allowed(sender[0]):
+            with self._lock:
+                self._refused += 1
+            self._reject(sender, _first_address(data),
+                         f"sender {sender[0]} is not allowed to control this show (osc.allow)")
+            return False
         if not (osc_bundle.OscBundle.dgram_is_bundle(data) or osc_message.OscMessage.dgram_is_message(data)):
             # Not OSC at all (a port scan, a stray tool): noted, not answered.
             with self._lock:
@@ -316,7 +471,54 @@ class OscServer:
             if _PATTERN_CHARS & set(addr):
                 self._reject(sender, addr, "address patterns (* ? [ ] { }) are not supported; send the full address")
                 ok = False
+        if ok and any(t.time > time.time() + _LATE_ENOUGH_S for t in packet.messages):
+            self._schedule(packet, client)
+            return False  # the scheduler delivers them, in time order, at their timetags
         return ok
+
+    def _schedule(self, packet: OscPacket, client: Any) -> None:
+        with self._lock:
+            self._scheduled_bundles += 1
+        for timed in packet.messages:
+            delay = timed.time - time.time()
+            if delay > MAX_BUNDLE_DELAY_S:
+                self._reject(_sender(client), timed.message.address,
+                             f"bundle timetag is {delay:.0f} s ahead; at most {MAX_BUNDLE_DELAY_S:.0f} s is accepted")
+                continue
+            self._scheduler.add(timed.time, lambda m=timed.message: self._on_message(client, m.address, *m.params))
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self._allow)
+
+    def reply_target(self, sender: tuple[str, int]) -> tuple[str, int]:
+        """Where a reply to `sender` goes: its own port, or the show's fixed reply port."""
+        return (sender[0], self.cfg.reply_port) if self.cfg.reply_port else sender
+
+    def send_bundle(self, target: tuple[str, int], messages: list[tuple[str, tuple[Any, ...]]]) -> bool:
+        """Several messages in one immediate bundle (status feedback), from the server's socket."""
+        server = self._server
+        if server is None:
+            return False
+        try:
+            bundle = OscBundleBuilder(IMMEDIATELY)
+            for address, args in messages:
+                builder = OscMessageBuilder(address=address)
+                for a in args:
+                    builder.add_arg(a)
+                bundle.add_content(builder.build())
+            server.socket.sendto(bundle.build().dgram, tuple(target[:2]))
+            return True
+        except (OSError, ValueError, TypeError) as exc:
+            with self._lock:
+                self._replies_failed += 1
+            log.debug("OSC: status to %s failed: %s", target, exc)
+            return False
 
     def _on_message(self, client: Any, address: str, *args: Any) -> None:
         sender = _sender(client)
@@ -329,10 +531,11 @@ class OscServer:
         except OscArgumentError as exc:
             self._reject(sender, address, f"{exc} (usage: {row.signature})")
             return
-        self.controls.put(Control(address=row.path, args=values, sender=sender))
+        query = is_query(row, args)
+        self.controls.put(Control(address=row.path, args=values, sender=sender, query=query))
         with self._lock:
             self._received += 1
-        self._emit("osc", address=row.path, args=list(values), sender=_fmt_sender(sender))
+        self._emit("osc", address=row.path, args=list(values), sender=_fmt_sender(sender), query=query)
 
     def _reject(self, sender: tuple[str, int] | None, address: str, reason: str) -> None:
         with self._lock:
