@@ -41,6 +41,7 @@ class AudioUnavailable(RuntimeError):
 # (and what ffmpeg writes for 24-bit or multichannel). Only numpy and struct are needed.
 
 _PCM = 1
+_MAX_WAV_BYTES = 256 * 2**20  # ~2 h of 16 kHz mono s16; the whole file is held in memory
 _FLOAT = 3
 _EXTENSIBLE = 0xFFFE
 
@@ -63,6 +64,11 @@ def read_wav(path: Path | str) -> WavData:
     mixes it down to mono float32. Raises AudioUnavailable naming the file and the problem."""
     path = Path(path)
     try:
+        if path.stat().st_size > _MAX_WAV_BYTES:
+            raise AudioUnavailable(
+                f"{path}: {path.stat().st_size / 2**20:.0f} MB is too long for a microphone stand-in "
+                f"(at most {_MAX_WAV_BYTES // 2**20} MB); trim it, or {_CONVERT_HINT}"
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise AudioUnavailable(f"{path}: no such audio file") from None
@@ -228,25 +234,27 @@ class WavFileSource:
 
     def open(self) -> None:
         wav = read_wav(self.path)
-        self._samples = resample(wav.samples, wav.sample_rate, self.sample_rate)
+        samples = resample(wav.samples, wav.sample_rate, self.sample_rate)
+        if len(samples) == 0:
+            raise AudioUnavailable(f"{self.path}: too short to hold one sample at {self.sample_rate} Hz")
+        self._samples = samples
         self._index = 0
         self._closed.clear()
         self._t0 = time.monotonic()
 
-    def _slice(self, start: int) -> np.ndarray:
-        assert self._samples is not None
-        n, total = self.chunk_samples, len(self._samples)
+    def _slice(self, samples: np.ndarray, start: int) -> np.ndarray:
+        n, total = self.chunk_samples, len(samples)
         if self.loop:
-            idx = (np.arange(start, start + n) % total) if total else np.zeros(n, int)
-            return self._samples[idx]
+            return samples[np.arange(start, start + n) % total]
         out = np.zeros(n, np.float32)
         if start < total:
-            part = self._samples[start : start + n]
+            part = samples[start : start + n]
             out[: len(part)] = part
         return out
 
     def read(self, timeout: float) -> AudioChunk | None:
-        if self._samples is None:
+        samples = self._samples  # close() from another thread may clear it meanwhile
+        if samples is None:
             raise DeviceLost(f"{self.description}: read before open (or after close)")
         chunk_s = self.chunk_samples / self.sample_rate
         t_first = self._t0 + self._index * chunk_s
@@ -265,9 +273,9 @@ class WavFileSource:
                 t_first = self._t0 + self._index * chunk_s
         if self._closed.is_set():
             return None
-        samples = self._slice(self._index * self.chunk_samples)
+        chunk = self._slice(samples, self._index * self.chunk_samples)
         self._index += 1
-        return AudioChunk(samples=samples, sample_rate=self.sample_rate, t=t_first)
+        return AudioChunk(samples=chunk, sample_rate=self.sample_rate, t=t_first)
 
     def close(self) -> None:
         self._closed.set()
@@ -404,6 +412,7 @@ class SoundDeviceSource:
         errors = []
         # Mono first; some drivers only open a device with its own channel count.
         for channels in dict.fromkeys((1, min(2, int(info["max_input_channels"])))):
+            stream = None
             try:
                 stream = sd.InputStream(
                     device=info["index"],
@@ -421,10 +430,11 @@ class SoundDeviceSource:
                 return
             except Exception as exc:  # sd.PortAudioError, or ValueError for bad settings
                 errors.append(f"{channels} ch: {exc}")
-                try:
-                    stream.close()  # type: ignore[possibly-undefined]
-                except Exception:
-                    pass
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except Exception:
+                        pass
         raise AudioUnavailable(
             f"{self.description} cannot record {self.sample_rate} Hz audio ({'; '.join(errors)}); "
             "choose the 'default' or 'pulse' device, which resample, or another input"

@@ -286,7 +286,11 @@ class SpeechWorker(Worker):
             return
         for utterance in self.endpointer.feed(chunk):
             self.beat()  # a long transcription is work, not a stall
-            self.handle(utterance)
+            try:
+                self.handle(utterance)
+            except Exception as exc:  # one bad utterance must not cost the ones queued after it
+                self.report(exc)
+                self._event("rejected", text="", reason="error", duration_s=round(utterance.duration, 3))
             if self.stopping:
                 return
 

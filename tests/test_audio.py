@@ -127,6 +127,9 @@ def test_unreadable_files_say_which_and_why(tmp_path):
     empty = write_wav16(tmp_path / "empty.wav", np.zeros(0, np.float32))
     with pytest.raises(AudioUnavailable, match="empty.wav: contains no audio"):
         read_wav(empty)
+    one_sample = write_wav16(tmp_path / "click.wav", np.ones(1, np.float32), rate=44100)
+    with pytest.raises(AudioUnavailable, match="click.wav: too short"):
+        WavFileSource(one_sample).open()
     truncated = tmp_path / "truncated.wav"
     truncated.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00")
     with pytest.raises(AudioUnavailable, match="fmt chunk is truncated"):

@@ -258,6 +258,32 @@ def test_speech_worker_survives_a_failing_event_hook(no_thread_leak):
     assert got is not None and got.text == "a kite"
 
 
+class FailsOnce(Scripted):
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        if self.calls == 0:
+            self.calls += 1
+            raise RuntimeError("CTranslate2 hiccup")
+        return super().transcribe(utterance)
+
+
+def test_a_failed_transcription_costs_only_its_utterance(no_thread_leak):
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1000)
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+    errors, events = [], []
+    worker = SpeechWorker(audio, FailsOnce(["a kite over the sea"]), Endpointer(CFG), out,
+                          on_error=lambda name, exc: errors.append(str(exc)),
+                          on_event=lambda name, **f: events.append((name, f.get("reason"))))
+    worker.start()
+    # Fed back to back: the second utterance waits in the queue while the first one fails.
+    feed_all(audio, np.concatenate([quiet(0.3), tone(0.6), quiet(0.6, seed=1), tone(0.6), quiet(1.0, seed=2)]))
+    got = out.get(timeout=5.0)
+    assert stop_all([worker], timeout=3.0) == []
+    assert got is not None and got.text == "a kite over the sea"
+    assert errors == ["CTranslate2 hiccup"]
+    assert events == [("speech_ready", None), ("rejected", "error"), ("heard", None)]
+    assert worker.is_alive() is False and worker.status().errors == 1
+
+
 @pytest.fixture(scope="module")
 def tiny_en():
     from installation.transcribe import FasterWhisperTranscriber
