@@ -67,6 +67,7 @@ class EndpointerStats:
     utterances: int = 0
     blips_dropped: int = 0  # voiced stretches shorter than min_speech_ms
     cuts: int = 0  # utterances ended by max_utterance_s rather than by silence
+    gaps: int = 0  # jumps in the chunks' capture times (audio lost upstream)
 
 
 class Endpointer:
@@ -143,6 +144,11 @@ class Endpointer:
         samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
         if not np.all(np.isfinite(samples)):  # one bad driver block must not poison Whisper
             samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        if len(self._pending) and abs(chunk.t - (self._pending_t + len(self._pending) / self.sample_rate)) > 0.1:
+            # A jump in capture time (chunks dropped upstream, a reopened device): the partial
+            # frame belongs to audio that no longer continues, so time restarts at this chunk.
+            self.stats.gaps += 1
+            self._pending = np.zeros(0, np.float32)
         if len(self._pending) == 0:
             self._pending_t = chunk.t
         self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
@@ -169,7 +175,8 @@ class Endpointer:
         return out
 
     def _frame(self, frame: np.ndarray, t: float) -> Utterance | None:
-        voiced = all(g.is_speech(frame, self._in_speech) for g in self.gates)
+        # Every gate sees every frame (no short-circuit): a model gate keeps state across frames.
+        voiced = all([g.is_speech(frame, self._in_speech) for g in self.gates])
         if not self._in_speech:
             if not voiced:
                 if self._preroll_frames:

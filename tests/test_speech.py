@@ -117,6 +117,31 @@ def test_hysteresis_keeps_soft_endings_but_does_not_start_on_them():
     assert len(run(without, np.concatenate([quiet(0.5), tone(0.5), tone(0.6, db=soft), tone(0.5), quiet(1.0)]))) == 2
 
 
+class HighPitchOnly:
+    """A second gate, as Silero VAD will be: here, voiced only above 1 kHz (zero crossings)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool:
+        self.frames += 1
+        crossings = np.count_nonzero(np.diff(np.signbit(frame)))
+        return crossings / 2 / (len(frame) / SR) > 1000
+
+    def reset(self) -> None:
+        self.frames = 0
+
+
+def test_a_second_gate_must_agree_and_sees_every_frame():
+    signal = np.concatenate([quiet(0.5), tone(0.8, freq=220), quiet(0.8, seed=1), tone(0.8, freq=2000),
+                             quiet(1.0, seed=2)])
+    second = HighPitchOnly()
+    ep = Endpointer(CFG, gates=[EnergyGate(CFG.energy_threshold_db), second])
+    utts = run(ep, signal)
+    assert len(utts) == 1 and utts[0].t_start == pytest.approx(T0 + 2.1, abs=0.021)
+    assert second.frames == len(signal) // 320
+
+
 def test_long_speech_is_cut_at_max_utterance_s():
     cfg = CFG.model_copy(update={"max_utterance_s": 5.0})
     ep = Endpointer(cfg)
@@ -140,6 +165,17 @@ def test_chunk_size_does_not_change_the_result():
     for x, y in zip(a, b):
         assert np.array_equal(x.samples, y.samples)
         assert x.t_start == pytest.approx(y.t_start) and x.t_end == pytest.approx(y.t_end)
+
+
+def test_a_jump_in_capture_time_restarts_the_clock():
+    ep = Endpointer(CFG)
+    signal = np.concatenate([quiet(1.0), tone(1.0), quiet(1.0)])
+    chunks = chunks_of(signal, chunk_samples=113)  # partial frames pending between chunks
+    # Chunks after the first second arrive 5 s later than the stream would say (a stall upstream).
+    moved = [c if c.t < T0 + 0.5 else AudioChunk(c.samples, SR, c.t + 5.0) for c in chunks]
+    utts = [u for c in moved for u in ep.feed(c)]
+    assert len(utts) == 1 and ep.stats.gaps == 1
+    assert utts[0].t_start == pytest.approx(T0 + 6.0, abs=0.03)
 
 
 def test_flush_ends_an_open_utterance():
