@@ -9,6 +9,7 @@ device with the worker backoff.
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import threading
 import time
@@ -161,17 +162,24 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int, half_width: int = 16) 
     n_out = int(np.floor(len(x) * ratio))
     padded = np.concatenate([np.zeros(w, np.float32), x, np.zeros(w + 1, np.float32)])
     offsets = np.arange(-w + 1, w + 1)
-    out = np.empty(n_out, np.float32)
-    block = max(1, 400_000 // (2 * w))  # keeps the tap matrix near a few MB
-    for start in range(0, n_out, block):
-        n = np.arange(start, min(start + block, n_out))
-        pos = n * (src_rate / dst_rate)
-        base = np.floor(pos).astype(np.int64)
-        idx = base[:, None] + offsets[None, :]  # input samples that feed each output
-        d = pos[:, None] - idx  # distance in input samples
+
+    def taps_for(frac: np.ndarray) -> np.ndarray:
+        d = frac[:, None] - offsets[None, :]  # distance from each output to its input taps
         taps = fc * np.sinc(fc * d) * (0.5 + 0.5 * np.cos(np.pi * np.clip(d / w, -1.0, 1.0)))
-        taps /= taps.sum(axis=1, keepdims=True)  # unit gain at DC, also at the edges
-        out[start : start + len(n)] = np.einsum("ij,ij->i", taps, padded[idx + w])
+        return taps / taps.sum(axis=1, keepdims=True)  # unit gain at DC
+
+    # Rates in a small integer ratio (44100 -> 16000 is 441:160) reuse one filter per phase.
+    g = math.gcd(src_rate, dst_rate)
+    up, down = dst_rate // g, src_rate // g
+    table = taps_for(np.arange(up) / up) if up <= 4096 else None
+    out = np.empty(n_out, np.float32)
+    block = max(1, 400_000 // (2 * w))  # keeps the tap matrices near a few MB
+    for start in range(0, n_out, block):
+        n = np.arange(start, min(start + block, n_out), dtype=np.int64)
+        base = (n * down) // up
+        phase = (n * down) % up
+        taps = table[phase] if table is not None else taps_for(phase / up)
+        out[start : start + len(n)] = np.einsum("ij,ij->i", taps, padded[base[:, None] + offsets[None, :] + w])
     return out
 
 
