@@ -1,8 +1,9 @@
 """Builds the components a show asks for, runs them, and owns shutdown.
 
 Threads: camera, microphone, speech and generator workers, and the OSC server, each feeding
-channels. The main thread owns pygame and the show state: it applies controls, turns
-transcripts into prompts, and presents the newest frame at the display's rate.
+channels. The main thread owns pygame and the show state (control.py): it applies controls,
+turns transcripts into prompts, pushes status, and presents the newest frame at the display's
+rate.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .channels import DropOldestQueue, LatestSlot
+from .control import ShowControl
 from .events import EventLog, FloodSummary
 from .generation import params_from_config
 from .messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
-from .prompting import Prompter
-from .show import Show
+from .prompting import Prompter, clean_words
+from .show import Show, ShowError, load_show
 from .worker import Worker, stop_all
 
 log = logging.getLogger(__name__)
@@ -36,17 +38,6 @@ class RunOptions:
     started_mono: float | None = None  # when the process started, for start-up timing
 
 
-@dataclass
-class ShowState:
-    """What the performer and the visitors have set; owned by the main thread only."""
-
-    prompt: Prompt
-    params: GenerationParams
-    caption: str = ""
-    last_transcript: str = ""
-    last_error: str = ""
-
-
 class App:
     def __init__(self, show: Show, options: RunOptions = RunOptions()) -> None:
         self.show = show
@@ -54,34 +45,50 @@ class App:
         self.stop_event = threading.Event()
         self.events = EventLog(options.log_path)
         self._osc_log = FloodSummary(self.events, "osc", burst=20, window_s=1.0)
-        self.prompter = Prompter(show.prompt)
-        gen = show.generator
-        self.state = ShowState(
-            prompt=self.prompter.initial(),
-            params=params_from_config(gen),
-        )
-        # Channels: sampled state in latest-value slots, streams and events in bounded queues.
-        self.camera_slot: LatestSlot[CameraFrame] = LatestSlot("camera")
-        self.audio_queue: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", maxsize=1500)  # 30 s of 20 ms chunks
-        self.transcripts: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", maxsize=16)
-        self.prompt_slot: LatestSlot[Prompt] = LatestSlot("prompt", self.state.prompt)
-        self.params_slot: LatestSlot[GenerationParams] = LatestSlot("params", self.state.params)
-        self.frame_slot: LatestSlot[GeneratedFrame] = LatestSlot("frames")
-        self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=1024)
-        self.workers: list[Worker] = []
+        self._osc_errors = FloodSummary(self.events, "error", burst=20, window_s=1.0)
+        self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None
         self.presenter = None
+        self._pending_show: Show | None = None
+        self._last_status_t = 0.0
+        self._init_show(show)
+
+    def _init_show(self, show: Show) -> None:
+        """Channels and state for one show; a show loaded over OSC starts here again."""
+        self.show = show
+        self.prompter = Prompter(show.prompt)
+        # Sampled state in latest-value slots, streams and events in bounded queues.
+        self.camera_slot: LatestSlot[CameraFrame] | None = LatestSlot("camera")
+        self.audio_queue: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", maxsize=1500)  # 30 s of 20 ms
+        self.transcripts: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", maxsize=16)
+        self.frame_slot: LatestSlot[GeneratedFrame] = LatestSlot("frames")
+        self.workers: list[Worker] = []
         self.generator_worker = None
-        self._painted_prompt_t: float | None = None
+        self.speech_worker = None
+        self.control = ShowControl(self)
+        self.prompt_slot: LatestSlot[Prompt] = LatestSlot("prompt", self.control.state.prompt)
+        self.params_slot: LatestSlot[GenerationParams] = LatestSlot("params", self.control.state.params)
+
+    @property
+    def state(self):
+        return self.control.state
+
+    def initial_params(self) -> GenerationParams:
+        return params_from_config(self.show.generator)
+
+    def listening_at_start(self) -> bool:
+        return getattr(self.show.speech, "listen", "always") != "gated"
 
     # --- events -------------------------------------------------------------------------
     def on_event(self, event: str, **fields: Any) -> None:
+        """The event hook every stage calls (from its own thread)."""
         if event == "osc":
             self._osc_log.write(str(fields.get("address", "")), **fields)
             return
+        if event == "error" and fields.get("source") == "osc":
+            self._osc_errors.write(str(fields.get("address", "")), stage="osc", **fields)
+            return
         self.events.write(event, **fields)
-        if event == "error":
-            self.state.last_error = str(fields.get("reason") or fields.get("message") or "")
 
     def on_worker_error(self, stage: str, exc: BaseException) -> None:
         self.events.write("error", stage=stage, reason=f"{type(exc).__name__}: {exc}")
@@ -92,7 +99,7 @@ class App:
 
         source = open_frame_source(self.show.camera)
         if source is None:
-            self.camera_slot = None  # type: ignore[assignment]
+            self.camera_slot = None
             return
         self.workers.append(CameraWorker(source, self.camera_slot, retry_s=self.show.camera.retry_s,
                                          on_error=self.on_worker_error, on_event=self.on_event))
@@ -119,9 +126,10 @@ class App:
             self.events.write("error", stage="speech", reason=str(exc))
             return
         self.workers.append(MicWorker(source, self.audio_queue, on_error=self.on_worker_error))
-        self.workers.append(SpeechWorker(self.audio_queue, transcriber, Endpointer(self.show.speech),
-                                         self.transcripts, on_error=self.on_worker_error,
-                                         on_event=self.on_event))
+        self.speech_worker = SpeechWorker(self.audio_queue, transcriber, Endpointer(self.show.speech),
+                                          self.transcripts, on_error=self.on_worker_error, on_event=self.on_event)
+        self.workers.append(self.speech_worker)
+        self.set_listening(self.state.listening)
 
     def _build_generator(self) -> None:
         from .generation import GeneratorWorker, choose_generator
@@ -157,65 +165,127 @@ class App:
         self.presenter.open()
         if self.presenter.mode != self.show.display.mode:
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode,
-                              reason="no display available; running headless")
+                              reason=self.presenter.mode_note or "no display available; running headless")
 
-    # --- show state (main thread only) ---------------------------------------------------
-    def set_prompt(self, prompt: Prompt) -> None:
-        self.state.prompt = prompt
+    def _build_inputs_and_generator(self) -> None:
+        self._build_camera()
+        self._build_generator()
+        self._build_speech()
+        for w in self.workers:
+            w.start()
+
+    # --- what the show control asks of the app (main thread) --------------------------------
+    def publish_prompt(self, prompt: Prompt) -> None:
         self.prompt_slot.put(prompt)
-        self._painted_prompt_t = prompt.t
         self.events.write("prompt", text=prompt.text, source=prompt.source, negative=prompt.negative)
 
-    def set_params(self, **changes: Any) -> None:
-        self.state.params = replace(self.state.params, t=time.monotonic(), **changes)
-        self.params_slot.put(self.state.params)
+    def publish_params(self, params: GenerationParams) -> None:
+        self.params_slot.put(params)
 
-    def handle_control(self, control: Control) -> None:
-        address = control.address.lower()
-        if address == "/jadong/quit":
-            self.events.write("quit", source="osc", sender=control.sender)
-            self.stop_event.set()
-        elif address == "/jadong/prompt":
-            prompt = self.prompter.from_text(str(control.args[0]), source="osc")
-            if prompt is not None:
-                self.set_prompt(prompt)
-        elif address == "/jadong/strength":
-            self.set_params(strength=float(control.args[0]))
-        else:
-            log.debug("control %s has no handler yet", address)
+    def set_listening(self, on: bool) -> None:
+        worker = self.speech_worker
+        if worker is not None and hasattr(worker, "set_listening"):
+            worker.set_listening(on)
 
+    def presenter_call(self, method: str, *args: Any) -> None:
+        if self.presenter is not None:
+            getattr(self.presenter, method)(*args)
+
+    def presenter_value(self, attr: str, default: Any) -> Any:
+        return getattr(self.presenter, attr, default) if self.presenter is not None else default
+
+    def current_frame(self) -> GeneratedFrame | None:
+        return self.presenter.current_frame if self.presenter is not None else self.frame_slot.get()
+
+    def reply_target(self, sender: tuple[str, int]) -> tuple[str, int]:
+        return self.osc.reply_target(sender) if self.osc is not None else sender
+
+    def reply(self, sender: tuple[str, int], address: str, *args: Any) -> None:
+        if self.osc is not None:
+            self.osc.reply(self.reply_target(sender), address, *args)
+
+    def send_status(self, target: tuple[str, int]) -> None:
+        if self.osc is not None:
+            self.osc.send_bundle(target, self.control.status_values())
+
+    def request_quit(self, source: str, sender: tuple[str, int] | None = None) -> None:
+        self.events.write("quit", source=source, sender=sender)
+        self.stop_event.set()
+
+    def request_show(self, path: Path) -> None:
+        """Load another show between two frames; a broken one is refused and nothing changes."""
+        self._pending_show = load_show(path)  # ShowError reaches the sender as /jadong/error
+
+    def _switch_show(self, show: Show) -> None:
+        hung = stop_all(self.workers, timeout=8.0)
+        if hung:
+            self.events.write("error", stage="show", reason=f"threads did not stop for the new show: {hung}")
+        # The screen, the recording and the OSC port carry over; the rest is the new show's.
+        presenter = self.presenter
+        show = show.model_copy(deep=True)
+        if presenter is not None:
+            show.display.mode = presenter.cfg.mode
+            for key in ("crossfade_s", "caption", "caption_seconds", "hud"):
+                setattr(presenter.cfg, key, getattr(show.display, key))
+            presenter.caption_visible = show.display.caption
+            presenter.hud_visible = show.display.hud
+        self._init_show(show)
+        self.events.write("show", name=show.show.name, path=show.path)
+        self.publish_prompt(self.state.prompt)
+        self._build_inputs_and_generator()
+
+    # --- speech -------------------------------------------------------------------------------
     def handle_transcript(self, transcript: Transcript) -> None:
-        prompt = self.prompter.from_speech(transcript)
-        if prompt is None:
+        words = clean_words(transcript.prompt_text)
+        if not words:
             return
         self.events.write("transcript", text=transcript.text, language=transcript.language,
                           english=transcript.english, utterance_end=round(transcript.utterance_end_t, 4),
                           latency_s=round(transcript.t - transcript.utterance_end_t, 3))
+        caption = clean_words(transcript.text) or words
         self.state.last_transcript = transcript.text
-        self.state.caption = prompt.caption
-        if self.presenter is not None:
-            self.presenter.set_caption(prompt.caption)
-        self.set_prompt(prompt)
+        self.control.set_caption(caption)
+        self.control.from_speech(words, caption)
 
     # --- status ----------------------------------------------------------------------------
+    def stage_rates(self) -> dict[str, float]:
+        rates = {w.name.split(":")[0].split("-")[0]: w.status().rate for w in self.workers}
+        if self.presenter is not None:
+            rates["display"] = self.presenter.fps
+        return rates
+
+    def channels(self) -> list:
+        return [c for c in (self.camera_slot, self.audio_queue, self.transcripts, self.frame_slot, self.controls)
+                if c is not None]
+
+    def drop_counts(self) -> dict[str, int]:
+        return {ch.name: ch.stats().dropped for ch in self.channels()}
+
     def hud_lines(self) -> list[str]:
         lines = []
-        if self.presenter is not None:
-            lines.append(f"display {self.presenter.fps:5.1f} fps  ({self.presenter.mode})")
         for w in self.workers:
             st = w.status()
             err = f"  errors {st.errors}" if st.errors else ""
             lines.append(f"{st.name:<10} {st.rate:5.1f}/s{err}")
-        drops = []
-        for ch in (self.camera_slot, self.audio_queue, self.frame_slot, self.controls):
-            if ch is not None:
-                s = ch.stats()
-                drops.append(f"{s.name} {s.dropped}")
-        lines.append("dropped: " + ", ".join(drops))
+        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in self.drop_counts().items()))
         gw = self.generator_worker
         if gw is not None:
             lines.append(f"generator {gw.active_name}  model {gw.active_model or '-'}")
+        cue = self.control.cue_name()
+        if cue:
+            lines.append(f"cue {self.state.cue_index + 1}: {cue}")
+        if self.state.last_error:
+            lines.append(f"last error: {self.state.last_error[:80]}")
         return lines
+
+    def _push_status(self, now: float) -> None:
+        cfg = self.show.osc
+        if self.osc is None or not cfg.status_targets or now - self._last_status_t < 1.0 / cfg.status_hz:
+            return
+        self._last_status_t = now
+        values = self.control.status_values()
+        for target in cfg.status_addresses():
+            self.osc.send_bundle(target, values)
 
     # --- running ---------------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
@@ -233,36 +303,39 @@ class App:
         self.events.write("start", show=self.show.show.name, path=self.show.path,
                           process_start_mono=self.options.started_mono)
         self._build_display()
-        self._build_camera()
-        self._build_generator()
-        self._build_speech()
+        self._build_inputs_and_generator()
         self._build_osc()
-        for w in self.workers:
-            w.start()
         self.events.write("prompt", text=self.state.prompt.text, source="show",
                           negative=self.state.prompt.negative)
+
+    def _apply_controls(self) -> None:
+        for control in self.controls.drain():
+            try:
+                self.control.handle(control)
+            except Exception as exc:  # a bad control must never end the show
+                log.exception("control %s failed", control.address)
+                self.events.write("error", stage="control", address=control.address, reason=str(exc))
+        if self._pending_show is not None:
+            show, self._pending_show = self._pending_show, None
+            self._switch_show(show)
 
     def loop(self) -> None:
         assert self.presenter is not None
         t0 = time.monotonic()
         first_frame_logged = False
         last_label = None
-        shown_prompt_t = None
+        shown = None
         while not self.stop_event.is_set():
             for action in self.presenter.poll_events():
                 if action == "quit":
-                    self.events.write("quit", source="keyboard")
-                    self.stop_event.set()
-            for control in self.controls.drain():
-                try:
-                    self.handle_control(control)
-                except Exception as exc:  # a bad control must not end the show
-                    self.events.write("error", stage="control", address=control.address, reason=str(exc))
+                    self.request_quit("keyboard")
+            self._apply_controls()
             for transcript in self.transcripts.drain():
                 self.handle_transcript(transcript)
 
             frame = self.frame_slot.get()
-            self.presenter.show_frame(frame)
+            if not self.state.frozen:
+                self.presenter.show_frame(frame)
             gw = self.generator_worker
             if gw is not None and gw.label != last_label:
                 last_label = gw.label
@@ -270,6 +343,8 @@ class App:
             if self.presenter.hud_visible:
                 self.presenter.set_hud(self.hud_lines())
             self.presenter.render()
+            now = time.monotonic()
+            self._push_status(now)
 
             if frame is not None and not first_frame_logged and self.presenter.first_frame_t is not None:
                 first_frame_logged = True
@@ -278,11 +353,11 @@ class App:
                                   seconds_since_start=round(self.presenter.first_frame_t - start, 3))
             # A new prompt on screen, or the same prompt from another generator (e.g. the model
             # finished loading and took over from the preview).
-            if frame is not None and (frame.prompt.t, frame.generator) != shown_prompt_t:
-                shown_prompt_t = (frame.prompt.t, frame.generator)
+            if frame is not None and not self.state.frozen and (frame.prompt.t, frame.generator) != shown:
+                shown = (frame.prompt.t, frame.generator)
                 self.events.write("presented", prompt=frame.prompt.text, source=frame.prompt.source,
-                                  generator=frame.generator, latency_s=round(time.monotonic() - frame.prompt.t, 3))
-            if self.options.seconds is not None and time.monotonic() - t0 >= self.options.seconds:
+                                  generator=frame.generator, latency_s=round(now - frame.prompt.t, 3))
+            if self.options.seconds is not None and now - t0 >= self.options.seconds:
                 self.events.write("quit", source="timer", seconds=self.options.seconds)
                 break
 
@@ -291,18 +366,12 @@ class App:
         if self.osc is not None:
             self.osc.stop()
         self._osc_log.flush()
+        self._osc_errors.flush()
         if self.presenter is not None:
             self.presenter.close()
-        self.events.write("stop", hung=hung, **self._drop_counts())
+        self.events.write("stop", hung=hung, **{f"dropped_{k}": v for k, v in self.drop_counts().items()})
         self.events.close()
         return hung
-
-    def _drop_counts(self) -> dict[str, int]:
-        out = {}
-        for ch in (self.camera_slot, self.audio_queue, self.transcripts, self.frame_slot, self.controls):
-            if ch is not None:
-                out[f"dropped_{ch.name}"] = ch.stats().dropped
-        return out
 
     def run(self) -> int:
         self._install_signal_handlers()
@@ -312,3 +381,6 @@ class App:
         finally:
             hung = self.shutdown()
         return 1 if hung else 0
+
+
+__all__ = ["App", "RunOptions", "ShowError"]

@@ -491,6 +491,24 @@ class Presenter:
         veil.set_alpha(int(round(level * 255)))
         screen.blit(veil, (0, 0))
 
+    def set_crossfade(self, seconds: float) -> None:
+        self.cfg.crossfade_s = max(0.0, float(seconds))
+
+    @property
+    def crossfade_s(self) -> float:
+        return self.cfg.crossfade_s
+
+    def set_caption_visible(self, on: bool) -> None:
+        self.caption_visible = bool(on)
+
+    def set_hud_visible(self, on: bool) -> None:
+        self.hud_visible = bool(on)
+
+    @property
+    def current_frame(self) -> GeneratedFrame | None:
+        """The generated frame on screen (the newest one shown), for captures."""
+        return self._last_frame_obj
+
     def set_hud(self, lines: list[str]) -> None:
         """Lines for the HUD; shown only while the HUD is on."""
         self._hud_lines = [str(x) for x in lines]

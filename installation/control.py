@@ -1,0 +1,356 @@
+"""The show state, and what each control address does to it.
+
+Owned by the main thread: the OSC server only validates and enqueues, so every change to the
+show happens here, in order, between two presented frames. Each value address has a setter
+and a getter; a Control with `query=True` is answered with the getter's value, so the table in
+osc.py, this module and the README cannot drift apart (a test checks every address has both).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .messages import Control, GenerationParams, Prompt
+from .prompting import clean_words
+from .show import PROJECT_ROOT, SHOWS_DIR, Cue, Show, ShowError, load_show
+
+if TYPE_CHECKING:  # the app is passed in; importing it here would be circular
+    from .app import App
+
+log = logging.getLogger(__name__)
+
+CAPTURES_DIR = PROJECT_ROOT / "captures"
+SHOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ControlError(ValueError):
+    """A control that is well-formed but cannot be done (no such cue, style or show)."""
+
+
+@dataclass
+class ShowState:
+    """What performers, cues and visitors have set. Main thread only."""
+
+    prompt: Prompt
+    params: GenerationParams
+    words: str = ""  # the words painted: the visitor's, or a performer's
+    templated: bool = False  # whether `words` are painted through the style's template
+    style: str = ""  # "" = the show's [prompt] template
+    cue_index: int = -1  # -1 = before the first cue
+    listening: bool = True
+    frozen: bool = False
+    blackout: bool = False
+    blackout_fade_s: float = 1.0
+    caption_text: str = ""
+    last_transcript: str = ""
+    last_error: str = ""
+    captures: list[str] = field(default_factory=list)
+
+
+def shows_available() -> list[str]:
+    return sorted(p.stem for p in SHOWS_DIR.glob("*.toml"))
+
+
+def resolve_show_name(name: str) -> Path:
+    """A show in shows/ by its name only: performers pick shows, they do not name files."""
+    name = name.strip().removesuffix(".toml")
+    if not SHOW_NAME.match(name) or ".." in name:
+        raise ControlError(f"expected a show name from shows/ (letters, digits, - _ .), got {name!r}")
+    path = SHOWS_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ControlError(f"no show {name!r} in shows/ (available: {', '.join(shows_available()) or 'none'})")
+    return path
+
+
+class ShowControl:
+    """Applies Controls to the running show and answers queries."""
+
+    def __init__(self, app: "App") -> None:
+        self.app = app
+        show = app.show
+        self.state = ShowState(prompt=app.prompter.initial(), params=app.initial_params())
+        self.state.listening = app.listening_at_start()
+        self._setters: dict[str, Callable[[Control], None]] = {
+            "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
+            "/jadong/prompt/append": lambda c: self.append_words(c.args[0]),
+            "/jadong/prompt/clear": lambda c: self.clear_prompt(),
+            "/jadong/prompt/blend": lambda c: self.set_params(prompt_blend_s=c.args[0]),
+            "/jadong/negative": lambda c: self.set_negative(c.args[0]),
+            "/jadong/style": lambda c: self.set_style(c.args[0]),
+            "/jadong/strength": lambda c: self.set_params(strength=c.args[0]),
+            "/jadong/steps": lambda c: self.set_params(steps=c.args[0]),
+            "/jadong/seed": lambda c: self.set_params(seed=c.args[0]),
+            "/jadong/seed/drift": lambda c: self.set_params(seed_drift=c.args[0]),
+            "/jadong/mode": lambda c: self.set_params(mode=c.args[0]),
+            "/jadong/cue/go": lambda c: self.go_cue(c.args[0]),
+            "/jadong/cue/next": lambda c: self.step_cue(+1),
+            "/jadong/cue/prev": lambda c: self.step_cue(-1),
+            "/jadong/show": lambda c: self.app.request_show(resolve_show_name(c.args[0])),
+            "/jadong/listen": lambda c: self.set_listening(c.args[0]),
+            "/jadong/freeze": lambda c: self.set_freeze(c.args[0]),
+            "/jadong/blackout": lambda c: self.set_blackout(c.args[0]),
+            "/jadong/blackout/fade": lambda c: setattr(self.state, "blackout_fade_s", c.args[0]),
+            "/jadong/crossfade": lambda c: self.app.presenter_call("set_crossfade", c.args[0]),
+            "/jadong/caption": lambda c: self.app.presenter_call("set_caption_visible", c.args[0]),
+            "/jadong/caption/text": lambda c: self.set_caption(c.args[0]),
+            "/jadong/hud": lambda c: self.app.presenter_call("set_hud_visible", c.args[0]),
+            "/jadong/capture": lambda c: self.capture(c.sender),
+            "/jadong/status": lambda c: self.app.send_status(self.app.reply_target(c.sender)) if c.sender else None,
+            "/jadong/quit": lambda c: self.app.request_quit("osc", c.sender),
+        }
+        self._getters: dict[str, Callable[[], tuple[Any, ...]]] = {
+            "/jadong/prompt": lambda: (self.state.prompt.text,),
+            "/jadong/prompt/blend": lambda: (float(self.state.params.prompt_blend_s),),
+            "/jadong/negative": lambda: (self.state.prompt.negative,),
+            "/jadong/style": lambda: (self.state.style,),
+            "/jadong/strength": lambda: (float(self.state.params.strength),),
+            "/jadong/steps": lambda: (int(self.state.params.steps),),
+            "/jadong/seed": lambda: (int(self.state.params.seed),),
+            "/jadong/seed/drift": lambda: (float(self.state.params.seed_drift),),
+            "/jadong/mode": lambda: (self.state.params.mode,),
+            "/jadong/cue": lambda: (self.state.cue_index + 1, self.cue_name()),
+            "/jadong/listen": lambda: (int(self.state.listening),),
+            "/jadong/freeze": lambda: (int(self.state.frozen),),
+            "/jadong/blackout": lambda: (int(self.state.blackout),),
+            "/jadong/blackout/fade": lambda: (float(self.state.blackout_fade_s),),
+            "/jadong/crossfade": lambda: (float(self.app.presenter_value("crossfade_s", 0.0)),),
+            "/jadong/caption": lambda: (int(bool(self.app.presenter_value("caption_visible", True))),),
+            "/jadong/caption/text": lambda: (self.state.caption_text,),
+            "/jadong/hud": lambda: (int(bool(self.app.presenter_value("hud_visible", False))),),
+        }
+        self._show = show
+
+    # --- dispatch ---------------------------------------------------------------------
+    @property
+    def setters(self) -> dict[str, Callable[[Control], None]]:
+        return self._setters
+
+    @property
+    def getters(self) -> dict[str, Callable[[], tuple[Any, ...]]]:
+        return self._getters
+
+    def handle(self, control: Control) -> None:
+        address = control.address.lower()
+        try:
+            if control.query:
+                getter = self._getters.get(address)
+                if getter is None:
+                    raise ControlError("this address has no value to report")
+                if control.sender is not None:
+                    self.app.reply(control.sender, address, *getter())
+                return
+            setter = self._setters.get(address)
+            if setter is None:
+                raise ControlError("no handler for this address")
+            setter(control)
+        except (ControlError, ShowError) as exc:
+            self.refuse(control, str(exc))
+
+    def refuse(self, control: Control, reason: str) -> None:
+        self.state.last_error = f"{control.address}: {reason}"
+        self.app.events.write("error", stage="control", address=control.address, reason=reason)
+        if control.sender is not None:
+            self.app.reply(control.sender, "/jadong/error", control.address, reason)
+
+    # --- the words ----------------------------------------------------------------------
+    def template(self) -> str:
+        styles = self.app.show.styles
+        return styles.get(self.state.style, self.app.show.prompt.template)
+
+    def paint(self, source: str, caption: str = "") -> None:
+        """Turn the current words into the prompt the generator paints."""
+        st = self.state
+        words = clean_words(st.words)
+        if not words:
+            prompt = self.app.prompter.initial()
+            prompt = replace(prompt, negative=st.prompt.negative if source != "show" else prompt.negative)
+        else:
+            text = self.template().format(speech=words) if st.templated else words
+            prompt = Prompt(text=text, negative=st.prompt.negative, source=source, caption=caption)
+        st.prompt = prompt
+        self.app.publish_prompt(prompt)
+
+    def set_words(self, words: str, templated: bool, source: str, caption: str = "") -> None:
+        if not clean_words(words):
+            raise ControlError("expected some words, got an empty prompt (use /jadong/prompt/clear)")
+        self.state.words = words
+        self.state.templated = templated
+        self.paint(source, caption)
+
+    def append_words(self, words: str) -> None:
+        if not clean_words(words):
+            raise ControlError("expected some words to append")
+        base = clean_words(self.state.words) or clean_words(self.state.prompt.text)
+        self.state.words = f"{base}, {clean_words(words)}" if base else words
+        self.paint("osc")
+
+    def clear_prompt(self) -> None:
+        self.state.words = ""
+        self.state.templated = False
+        self.paint("show")
+
+    def set_negative(self, text: str) -> None:
+        self.state.prompt = replace(self.state.prompt, negative=text.strip(), t=time.monotonic())
+        self.app.publish_prompt(self.state.prompt)
+
+    def set_style(self, name: str) -> None:
+        name = name.strip()
+        styles = self.app.show.styles
+        if name and name not in styles:
+            raise ControlError(f"no style {name!r} in this show (known: {', '.join(styles) or 'none'})")
+        self.state.style = name
+        if self.state.words:
+            self.state.templated = True  # a style is a way of painting the current words
+            self.paint(self.state.prompt.source if self.state.prompt.source != "show" else "osc",
+                       self.state.prompt.caption)
+
+    def from_speech(self, english: str, caption: str) -> None:
+        self.set_words(english, templated=True, source="speech", caption=caption)
+
+    # --- generation settings --------------------------------------------------------------
+    def set_params(self, **changes: Any) -> None:
+        self.state.params = replace(self.state.params, t=time.monotonic(), **changes)
+        self.app.publish_params(self.state.params)
+
+    # --- cues ---------------------------------------------------------------------------
+    def cue_name(self) -> str:
+        i = self.state.cue_index
+        cues = self.app.show.cues
+        return cues[i].name if 0 <= i < len(cues) else ""
+
+    def find_cue(self, which: int | str) -> int:
+        cues = self.app.show.cues
+        if not cues:
+            raise ControlError("this show has no cues")
+        if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):
+            number = int(which)
+            if not 1 <= number <= len(cues):
+                raise ControlError(f"no cue number {number}: the show has cues 1 to {len(cues)}")
+            return number - 1
+        wanted = which.strip().lower()
+        for i, cue in enumerate(cues):
+            if cue.name.lower() == wanted:
+                return i
+        raise ControlError(f"no cue {which!r} (cues: {', '.join(c.name for c in cues)})")
+
+    def step_cue(self, step: int) -> None:
+        cues = self.app.show.cues
+        if not cues:
+            raise ControlError("this show has no cues")
+        index = self.state.cue_index + step
+        if index >= len(cues):
+            raise ControlError(f"already at the last cue ({cues[-1].name})")
+        self.go_cue(max(index, 0) + 1)
+
+    def go_cue(self, which: int | str) -> None:
+        cues = self.app.show.cues
+        index = self.find_cue(which)
+        self.apply_cue(cues[index])
+        self.state.cue_index = index
+        self.app.events.write("cue", number=index + 1, name=cues[index].name)
+
+    def apply_cue(self, cue: Cue) -> None:
+        changes = {k: getattr(cue, k) for k in ("strength", "steps", "seed", "seed_drift", "mode")
+                   if getattr(cue, k) is not None}
+        if cue.blend_s is not None:
+            changes["prompt_blend_s"] = cue.blend_s
+        if changes:
+            self.set_params(**changes)
+        if cue.negative is not None:
+            self.state.prompt = replace(self.state.prompt, negative=cue.negative)
+        if cue.style is not None:
+            self.state.style = cue.style
+        if cue.prompt is not None:
+            self.state.words = cue.prompt
+            self.state.templated = cue.style is not None
+            self.paint("cue")
+        elif cue.style is not None or cue.negative is not None:
+            self.state.templated = self.state.templated or cue.style is not None
+            self.paint(self.state.prompt.source)
+        if cue.crossfade_s is not None:
+            self.app.presenter_call("set_crossfade", cue.crossfade_s)
+        if cue.caption is not None:
+            self.set_caption(cue.caption)
+        if cue.listen is not None:
+            self.set_listening(cue.listen)
+        if cue.fade_s is not None:
+            self.state.blackout_fade_s = cue.fade_s
+        if cue.blackout is not None:
+            self.set_blackout(cue.blackout)
+
+    # --- listening and the screen ---------------------------------------------------------
+    def set_listening(self, on: bool) -> None:
+        self.state.listening = bool(on)
+        self.app.set_listening(self.state.listening)
+        self.app.events.write("listen", on=self.state.listening)
+
+    def set_freeze(self, on: bool) -> None:
+        self.state.frozen = bool(on)
+
+    def set_blackout(self, on: bool) -> None:
+        self.state.blackout = bool(on)
+        self.app.presenter_call("set_blackout", self.state.blackout, self.state.blackout_fade_s)
+
+    def set_caption(self, text: str) -> None:
+        self.state.caption_text = text
+        self.app.presenter_call("set_caption", text)
+
+    # --- capture ----------------------------------------------------------------------------
+    def capture(self, sender: tuple[str, int] | None) -> Path:
+        """Save the frame on screen with the words and settings that made it (traceability)."""
+        frame = self.app.current_frame()
+        if frame is None:
+            raise ControlError("no generated frame on screen yet")
+        import cv2  # only when asked: keeps the control module light
+
+        CAPTURES_DIR.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+        path = CAPTURES_DIR / f"{stamp}.png"
+        image = np.ascontiguousarray(frame.image[:, :, ::-1])
+        if not cv2.imwrite(str(path), image):
+            raise ControlError(f"could not write {path}")
+        meta = {
+            "image": path.name,
+            "prompt": frame.prompt.text,
+            "negative": frame.prompt.negative,
+            "source": frame.prompt.source,
+            "caption": frame.prompt.caption,
+            "generator": frame.generator,
+            "model": frame.model,
+            "params": {k: v for k, v in asdict(frame.params).items() if k != "t"},
+            "show": self.app.show.show.name,
+            "cue": self.cue_name(),
+        }
+        path.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        self.state.captures.append(str(path))
+        self.app.events.write("capture", path=path, prompt=frame.prompt.text, generator=frame.generator)
+        if sender is not None:
+            self.app.reply(sender, "/jadong/capture", str(path))
+        return path
+
+    # --- status -------------------------------------------------------------------------------
+    def status_values(self) -> list[tuple[str, tuple[Any, ...]]]:
+        app = self.app
+        rates = app.stage_rates()
+        gw = app.generator_worker
+        generator = f"{gw.active_name} {gw.active_model}".strip() if gw is not None else ""
+        return [
+            ("/jadong/status/fps/display", (float(rates.get("display", 0.0)),)),
+            ("/jadong/status/fps/generator", (float(rates.get("generator", 0.0)),)),
+            ("/jadong/status/fps/camera", (float(rates.get("camera", 0.0)),)),
+            ("/jadong/status/prompt", (self.state.prompt.text,)),
+            ("/jadong/status/transcript", (self.state.last_transcript,)),
+            ("/jadong/status/listening", (int(self.state.listening),)),
+            ("/jadong/status/cue", (self.cue_name(),)),
+            ("/jadong/status/generator", (generator,)),
+            ("/jadong/status/error", (self.state.last_error,)),
+            ("/jadong/status/dropped", (int(sum(app.drop_counts().values())),)),
+        ]
