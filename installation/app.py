@@ -163,6 +163,7 @@ class App:
         self.presenter = Presenter(self.show.display, record_path=self.options.record,
                                    title=self.show.show.title or self.show.show.name)
         self.presenter.open()
+        self.presenter.set_idle(self._serve_controls_until)
         if self.presenter.mode != self.show.display.mode:
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode,
                               reason=self.presenter.mode_note or "no display available; running headless")
@@ -308,13 +309,30 @@ class App:
         self.events.write("prompt", text=self.state.prompt.text, source="show",
                           negative=self.state.prompt.negative)
 
+    def _apply(self, control: Control) -> None:
+        try:
+            self.control.handle(control)
+        except Exception as exc:  # a bad control must never end the show
+            log.exception("control %s failed", control.address)
+            self.events.write("error", stage="control", address=control.address, reason=str(exc))
+
+    def _serve_controls_until(self, seconds: float) -> None:
+        """The display loop's wait for its next frame: controls arriving meanwhile are applied
+        as they come (a cue reaches the generator in well under a millisecond), still on the
+        main thread, still in order."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            control = self.controls.get(timeout=remaining)
+            if control is None:
+                return
+            self._apply(control)
+
     def _apply_controls(self) -> None:
         for control in self.controls.drain():
-            try:
-                self.control.handle(control)
-            except Exception as exc:  # a bad control must never end the show
-                log.exception("control %s failed", control.address)
-                self.events.write("error", stage="control", address=control.address, reason=str(exc))
+            self._apply(control)
         if self._pending_show is not None:
             show, self._pending_show = self._pending_show, None
             self._switch_show(show)

@@ -491,6 +491,11 @@ class Presenter:
         veil.set_alpha(int(round(level * 255)))
         screen.blit(veil, (0, 0))
 
+    def set_idle(self, idle: Callable[[float], None]) -> None:
+        """What the loop does while it waits for the next frame's deadline (default: sleep).
+        The app serves controls there, so a cue takes effect at once, not at the next frame."""
+        self._pace._sleep = idle
+
     def set_crossfade(self, seconds: float) -> None:
         self.cfg.crossfade_s = max(0.0, float(seconds))
 
