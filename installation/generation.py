@@ -29,7 +29,7 @@ def params_from_config(cfg: GeneratorConfig) -> GenerationParams:
     """The show's starting generation settings (cues and OSC replace them later)."""
     return GenerationParams(
         strength=cfg.strength, steps=cfg.steps, seed=cfg.seed, guidance_scale=cfg.guidance_scale,
-        mode=cfg.mode,
+        mode=cfg.mode, prompt_blend_s=cfg.prompt_blend_s, seed_drift=cfg.seed_drift,
     )
 
 
@@ -81,9 +81,13 @@ def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator
             log.warning("generator kind=diffusers, but %s; running the preview", why)
         return PreviewGenerator(cfg.width, cfg.height, reason=missing_model_label(model)), f"model {model} not found: {why}"
 
+    if cfg.engine == "stream":
+        from .engine.stream_generator import StreamGenerator
+
+        return StreamGenerator(cfg), f"model {why}; streaming engine"
     from .engine.diffusers_generator import DiffusersGenerator
 
-    return DiffusersGenerator(cfg), f"model {why}"
+    return DiffusersGenerator(cfg), f"model {why}; diffusers pipeline per frame (generator.engine = \"pipeline\")"
 
 
 class GeneratorWorker(Worker):
@@ -177,6 +181,13 @@ class GeneratorWorker(Worker):
 
     def _load_primary(self) -> None:
         t0 = time.monotonic()
+        if hasattr(self.primary, "progress_callback"):
+            # Preparation can take minutes on a GPU (torch.compile): the preview says what is happening.
+            def progress(msg: str) -> None:
+                if not self._primary_failed:
+                    self.fallback.label = f"Preview while {self.primary.model} loads: {msg}"[:160]
+
+            self.primary.progress_callback = progress  # type: ignore[attr-defined]
         try:
             self.primary.load()
         except BaseException as exc:  # anything, even a SystemExit from a native library
@@ -188,6 +199,9 @@ class GeneratorWorker(Worker):
                 self._event(name=self.fallback.name, model="", state="load_failed",
                             reason=f"{self.primary.model} failed to load: {error}", label=self.fallback.label)
             return
+        if hasattr(self.primary, "progress_callback"):
+            self.primary.progress_callback = None  # type: ignore[attr-defined]
+            self.fallback.label = ""
         if not self.stopping:
             self._event(name=self.primary.name, model=self.primary.model, state="loaded",
                         reason=self.reason, device=getattr(self.primary, "device", ""),
@@ -227,13 +241,15 @@ class GeneratorWorker(Worker):
         cam, cam_v = self.camera.get_with_version() if self.camera is not None else (None, 0)
         prompt = prompt if prompt is not None else Prompt(text="")
         params = params if params is not None else self._default_params
-        image = cam.image if cam is not None and self.cfg.mode == "img2img" else None
+        # The mode cues and OSC set wins over the show file's.
+        mode = params.mode or self.cfg.mode
+        image = cam.image if cam is not None and mode in ("img2img", "feedback") else None
 
         # Same inputs, same generator: a deterministic generator would paint the same frame
         # again, so wait for news instead of burning the GPU (the preview's noise drifts, so
         # it always paints).
         inputs = (id(gen), prompt_v, params_v, cam_v)
-        drifting = isinstance(gen, PreviewGenerator) and image is None
+        drifting = (isinstance(gen, PreviewGenerator) and image is None) or bool(getattr(gen, "animating", False))
         if inputs == self._last_inputs and not drifting:
             self.sleep(1.0 / self.cfg.max_fps)
             return

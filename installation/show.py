@@ -91,7 +91,9 @@ class GeneratorConfig(_Section):
     kind: Literal["auto", "diffusers", "preview"] = Field(
         "auto", description="auto: diffusers when the model is on disk, else the labelled preview.")
     model: str = Field("stabilityai/sd-turbo", description="Diffusion model: Hugging Face id or local folder.")
-    mode: Literal["img2img", "txt2img"] = Field("img2img", description="img2img restyles the camera (txt2img without one).")
+    mode: Literal["img2img", "txt2img", "feedback"] = Field(
+        "img2img", description="img2img restyles the camera (txt2img without one); txt2img paints from noise; "
+        "feedback brings `still_image` (or the first camera frame) to life by repainting its own output.")
     steps: int = Field(1, ge=1, le=50, description="Denoising steps per frame.")
     strength: float = Field(0.5, ge=0.0, le=1.0, description="img2img: how far the picture departs from the camera.")
     guidance_scale: float = Field(0.0, ge=0.0, le=20.0, description="Classifier-free guidance (0 for Turbo models).")
@@ -100,6 +102,25 @@ class GeneratorConfig(_Section):
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Noise seed.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where diffusion runs.")
     max_fps: float = Field(30.0, gt=0, le=500, description="Upper bound on generated frames per second.")
+    engine: Literal["stream", "pipeline"] = Field(
+        "stream", description="stream: the streaming engine (fast); pipeline: a diffusers pipeline per frame (the reference).")
+    autoencoder: str = Field(
+        "auto", description="auto: TAESD/TAESDXL when fetched, else the model's VAE; full: the model's VAE; "
+        "or an AutoencoderTiny id or folder.")
+    lcm_lora: str = Field("", description="LCM-LoRA (id, folder or .safetensors) for SD 1.5 checkpoints; switches to the LCM scheduler.")
+    lora: str = Field("", description="The show's own style LoRA (id, folder or .safetensors file), fused at load.")
+    lora_scale: float = Field(1.0, ge=0.0, le=2.0, description="Weight of `lora`.")
+    prepare_steps: list[int] = Field(
+        default_factory=list, description="Step counts to prepare (CUDA graphs) at start besides `steps`; others run eager until prepared.")
+    acceleration: Literal["auto", "compile", "graphs", "eager"] = Field(
+        "auto", description="CUDA: auto/compile = torch.compile + CUDA graphs, falling back to graphs, then eager.")
+    stream_batch: bool = Field(True, description="steps > 1: every stage in one UNet call (output lags steps-1 frames).")
+    similarity_filter: float = Field(
+        0.98, ge=0.0, le=1.0, description="Skip camera frames this similar (cosine, 0-1) to the last painted one (0: off).")
+    feedback: float = Field(0.0, ge=0.0, le=0.95, description="Blend this much of the previous frame into each new one, against flicker.")
+    prompt_blend_s: float = Field(1.5, ge=0.0, le=60.0, description="Seconds over which a new prompt or seed blends in.")
+    seed_drift: float = Field(0.0, ge=0.0, le=1.0, description="How fast the noise walks by itself (seeds per second); moves a txt2img picture.")
+    still_image: str = Field("", description="feedback mode: the image to bring to life (relative to the project); empty: the camera.")
 
 
 class DisplayConfig(_Section):

@@ -164,22 +164,26 @@ def test_a_missing_model_folder_falls_back_to_the_preview(tmp_path):
 def test_a_local_model_is_chosen_and_the_override_wins(tiny_model, empty_hf_cache):
     cfg = GeneratorConfig(kind="auto", model="stabilityai/sd-turbo")
     gen, reason = choose_generator(cfg, model_override=str(tiny_model))
-    assert type(gen).__name__ == "DiffusersGenerator"
+    assert type(gen).__name__ == "StreamGenerator"
     assert gen.model == str(tiny_model) and reason.startswith(f"model {tiny_model} found locally")
+    assert "streaming engine" in reason
+    pipe, reason = choose_generator(cfg.model_copy(update={"engine": "pipeline"}), model_override=str(tiny_model))
+    assert type(pipe).__name__ == "DiffusersGenerator" and "per frame" in reason
 
 
 def test_allowed_download_chooses_diffusers_for_a_missing_id(empty_hf_cache, monkeypatch):
     monkeypatch.setenv("JADONG_ALLOW_DOWNLOAD", "1")
     gen, reason = choose_generator(GeneratorConfig(kind="auto", model="stabilityai/sd-turbo"))
-    assert type(gen).__name__ == "DiffusersGenerator"  # not loaded here: that would download
+    assert type(gen).__name__ == "StreamGenerator"  # not loaded here: that would download
     assert "will be downloaded" in reason
 
 
 # --- GeneratorWorker ------------------------------------------------------------------------
 
 
-def test_worker_paints_with_the_preview_while_the_model_loads_then_switches(tiny_model, no_thread_leak):
-    cfg = GeneratorConfig(kind="diffusers", model=str(tiny_model), width=64, height=64, max_fps=50)
+@pytest.mark.parametrize("engine,name", [("stream", "stream"), ("pipeline", "diffusers")])
+def test_worker_paints_with_the_preview_while_the_model_loads_then_switches(tiny_model, no_thread_leak, engine, name):
+    cfg = GeneratorConfig(kind="diffusers", model=str(tiny_model), width=64, height=64, max_fps=50, engine=engine)
     rig = Rig(cfg)
     chosen, reason = choose_generator(cfg)
     gated = GatedLoad(chosen)
@@ -195,18 +199,18 @@ def test_worker_paints_with_the_preview_while_the_model_loads_then_switches(tiny
         gated.go.set()
         cam = camera_frame(1)
         rig.camera.put(cam)
-        frame, v = rig.next_frame(v, where=lambda f: f.generator == "diffusers" and f.source_t == cam.t)
+        frame, v = rig.next_frame(v, where=lambda f: f.generator == name and f.source_t == cam.t)
         assert frame.model == str(tiny_model)
         assert frame.image.shape == (64, 64, 3) and frame.image.dtype == np.uint8
         assert frame.prompt.text == "a quiet garden at dawn"
         loaded = [e for e in rig.events if e.get("state") == "loaded"]
-        assert loaded and loaded[0]["name"] == "diffusers" and loaded[0]["device"] == "cpu"
+        assert loaded and loaded[0]["name"] == name and loaded[0]["device"] == "cpu"
 
         # A new prompt reaches the next frame.
         rig.prompt.put(Prompt("red fire"))
         rig.camera.put(camera_frame(2))
         frame, v = rig.next_frame(v, where=lambda f: f.prompt.text == "red fire")
-        assert frame.generator == "diffusers"
+        assert frame.generator == name
         assert not rig.errors
     finally:
         worker.stop()
@@ -214,19 +218,20 @@ def test_worker_paints_with_the_preview_while_the_model_loads_then_switches(tiny
     assert not worker.is_alive()
 
 
-def test_img2img_without_a_camera_frame_paints_txt2img(tiny_model, no_thread_leak):
-    cfg = GeneratorConfig(kind="diffusers", model=str(tiny_model), width=64, height=64, max_fps=50)
+@pytest.mark.parametrize("engine,name", [("stream", "stream"), ("pipeline", "diffusers")])
+def test_img2img_without_a_camera_frame_paints_txt2img(tiny_model, no_thread_leak, engine, name):
+    cfg = GeneratorConfig(kind="diffusers", model=str(tiny_model), width=64, height=64, max_fps=50, engine=engine)
     rig = Rig(cfg)
     chosen, reason = choose_generator(cfg)
     worker = rig.worker(chosen, reason=reason)
     worker.start()
     try:
-        frame, v = rig.next_frame(0, where=lambda f: f.generator == "diffusers")
+        frame, v = rig.next_frame(0, where=lambda f: f.generator == name)
         assert frame.source_t is None and frame.image.shape == (64, 64, 3)
         cam = camera_frame(3)
         rig.camera.put(cam)
         frame, v = rig.next_frame(v, where=lambda f: f.source_t == cam.t)
-        assert frame.generator == "diffusers"
+        assert frame.generator == name
     finally:
         worker.stop()
         worker.join(WAIT_S)
