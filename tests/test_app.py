@@ -105,7 +105,7 @@ def test_tiny_model_runs_through_the_diffusers_path(tmp_path):
     made = run_cli("tiny-model", str(model))
     assert made.returncode == 0, made.stderr
     events = tmp_path / "events.jsonl"
-    proc = run_cli("--headless", "--seconds", "12", "--model", str(model), "--mic", "none",
+    proc = run_cli("--headless", "--seconds", "20", "--model", str(model), "--mic", "none",
                    "--log", str(events), "--osc-port", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = read_events(events)
