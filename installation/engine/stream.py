@@ -141,6 +141,7 @@ class _Program:
         # Host-side memory of what is in the buffers, so unchanged ones are not rewritten.
         self.schedule_key: tuple | None = None
         self.cond_version = -1
+        self.cond_final = False  # the last embeddings written were the blend's end value
         self.noise_version = -1
         self.primed = False
         self.fed_once = False
@@ -495,7 +496,9 @@ class StreamEngine:
         cfg = P.key.cfg
         self._cond.set((req.prompt, req.negative, cfg),
                        self._embeds.get((req.prompt, req.negative, cfg)).tensors(), req.blend_s, now)
-        if P.cond_version != self._cond.version or self._cond.blending(now):
+        blending = self._cond.blending(now)
+        if P.cond_version != self._cond.version or blending or not P.cond_final:
+            P.cond_final = not blending
             embeds, negative, pooled, neg_pooled = self._cond.value(now)
             P.cond.copy_(embeds)
             if negative is not None:

@@ -1,0 +1,361 @@
+"""The streaming engine on the CPU with the tiny random-weight model: its frames equal the
+diffusers pipelines' (the contract), and its stream-only behaviour (blends, drift, stream batch,
+similarity filter, feedback) does what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from installation.engine.tiny_model import ensure_tiny_model
+from installation.messages import GenerationParams, Prompt
+from installation.show import GeneratorConfig
+
+SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "tiny-sd")
+
+
+@pytest.fixture(scope="module")
+def base_pipe(tiny_model):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def camera() -> np.ndarray:
+    import cv2
+
+    img = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img[..., 0] = np.linspace(0, 255, SIZE, dtype=np.uint8)[None, :]
+    img[..., 2] = np.linspace(255, 0, SIZE, dtype=np.uint8)[:, None]
+    cv2.circle(img, (32, 32), 14, (250, 240, 30), -1)
+    return img
+
+
+def make_pipes(base_pipe, scheduler: str, autoencoder: str):
+    from diffusers import LCMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    from installation.engine.arch import tiny_taesd
+
+    comps = dict(base_pipe.components)
+    if scheduler == "lcm":
+        comps["scheduler"] = LCMScheduler.from_config(base_pipe.scheduler.config)
+    if autoencoder == "tiny":
+        comps["vae"] = tiny_taesd(seed=1)
+    img2img = StableDiffusionImg2ImgPipeline(**comps)
+    txt2img = StableDiffusionPipeline(**comps)
+    for p in (img2img, txt2img):
+        p.set_progress_bar_config(disable=True)
+    return img2img, txt2img
+
+
+def make_engine(pipe, loud_prompts: bool = False, **options):
+    from installation.engine.loading import parts_from_pipeline
+    from installation.engine.stream import Conditioning, EngineOptions, StreamEngine
+
+    parts = parts_from_pipeline(pipe)
+    if loud_prompts:
+        # The tiny random text encoder barely moves the picture; scaled embeddings make a prompt
+        # change visible, so blends between prompts can be told apart.
+        encode = parts.encode_prompt
+        parts.encode_prompt = lambda t, n, cfg: Conditioning(encode(t, n, cfg).embeds * 40.0)
+    return StreamEngine(parts, SIZE, SIZE, EngineOptions(**options))
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+# --- the contract: the same frames as diffusers ---------------------------------------------
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "lcm"])
+@pytest.mark.parametrize("autoencoder", ["tiny", "kl"])
+def test_one_step_frames_equal_the_diffusers_pipelines(base_pipe, camera, scheduler, autoencoder):
+    from PIL import Image
+
+    from installation.engine.schedulers import img2img_steps
+    from installation.engine.stream import FrameRequest
+
+    img2img, txt2img = make_pipes(base_pipe, scheduler, autoencoder)
+    engine = make_engine(img2img)  # similarity filter and feedback blend off (the defaults)
+    prompt = "a red tree in the snow"
+    for strength in (0.5, 0.3):
+        ref = img2img(prompt=prompt, image=Image.fromarray(camera), strength=strength,
+                      num_inference_steps=img2img_steps(1, strength), guidance_scale=0.0,
+                      generator=torch.Generator().manual_seed(7), output_type="np").images[0]
+        out = engine.frame(FrameRequest(prompt, steps=1, strength=strength, seed=7), camera)
+        assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
+        assert out.std() > 1  # a picture, not a flat field the two could trivially agree on
+        assert max_diff(out, to_u8(ref)) <= 2, (scheduler, autoencoder, strength)
+
+    ref = txt2img(prompt=prompt, num_inference_steps=1, guidance_scale=0.0, height=SIZE, width=SIZE,
+                  generator=torch.Generator().manual_seed(7), output_type="np").images[0]
+    out = engine.frame(FrameRequest(prompt, steps=1, seed=7, txt2img=True), None)
+    assert max_diff(out, to_u8(ref)) <= 2, (scheduler, autoencoder, "txt2img")
+    # And the comparison can fail: another seed is another picture.
+    other = engine.frame(FrameRequest(prompt, steps=1, seed=8, txt2img=True), None)
+    assert max_diff(other, to_u8(ref)) > 2
+
+
+def test_two_steps_sequential_equal_the_pipeline_and_stream_batch_lags_one_frame(base_pipe, camera):
+    from PIL import Image
+
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    req = FrameRequest("blue ocean at night", steps=2, strength=0.5, seed=3)
+    ref = img2img(prompt=req.prompt, image=Image.fromarray(camera), strength=0.5, num_inference_steps=4,
+                  guidance_scale=0.0, generator=torch.Generator().manual_seed(3), output_type="np").images[0]
+    sequential = make_engine(img2img, stream_batch=False)
+    assert max_diff(sequential.frame(req, camera), to_u8(ref)) <= 2
+
+    batched = make_engine(img2img, stream_batch=True)
+    frames = [camera, camera[::-1].copy(), np.ascontiguousarray(camera[:, ::-1])]
+    outs = [batched.frame(req, f) for f in frames]
+    expect = [sequential.frame(req, f) for f in frames]
+    assert max_diff(outs[0], expect[0]) <= 2  # primed with the first frame
+    # Each later output is the frame before it, finished: one UNet call per frame, one frame late.
+    assert max_diff(outs[1], expect[0]) <= 2
+    assert max_diff(outs[2], expect[1]) <= 2
+    assert max_diff(outs[2], expect[2]) > 2
+
+
+# --- prompt and seed changes without a cut ----------------------------------------------------
+
+
+def test_a_new_prompt_blends_in_and_is_encoded_once(base_pipe, camera):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img, loud_prompts=True)
+    a = FrameRequest("red fire", seed=1, txt2img=True, blend_s=2.0)
+    b = FrameRequest("blue ocean", seed=1, txt2img=True, blend_s=2.0)
+    pure_a = engine.frame(a, None, now=0.0)
+    encodes = engine.stats.text_encodes
+    start = engine.frame(b, None, now=10.0)  # the change arrives: still (almost) the old picture
+    mid = engine.frame(b, None, now=11.0)
+    end = engine.frame(b, None, now=12.5)
+    assert max_diff(start, pure_a) <= 2
+    pure_b = make_engine(img2img, loud_prompts=True).frame(b, None, now=0.0)
+    assert max_diff(end, pure_b) <= 2
+    assert max_diff(mid, pure_a) > 2 and max_diff(mid, pure_b) > 2
+    for t in (13.0, 14.0):
+        engine.frame(b, None, now=t)
+    assert engine.stats.text_encodes == encodes + 1  # "blue ocean" once; "red fire" came from the cache
+    engine.frame(a, None, now=20.0)
+    assert engine.stats.text_encodes == encodes + 1
+
+
+def test_seed_change_blends_and_drift_moves_a_still_prompt(base_pipe):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img)
+    s1 = engine.frame(FrameRequest("moon", seed=1, txt2img=True, blend_s=1.0), None, now=0.0)
+    same = engine.frame(FrameRequest("moon", seed=1, txt2img=True, blend_s=1.0), None, now=5.0)
+    assert np.array_equal(s1, same)  # no drift: a fixed prompt and seed stand still
+    assert np.array_equal(engine.frame(FrameRequest("moon", seed=2, txt2img=True, blend_s=1.0), None, now=10.0), s1)
+    half = engine.frame(FrameRequest("moon", seed=2, txt2img=True, blend_s=1.0), None, now=10.5)
+    s2 = engine.frame(FrameRequest("moon", seed=2, txt2img=True, blend_s=1.0), None, now=12.0)
+    assert max_diff(half, s1) > 2 and max_diff(half, s2) > 2
+    assert max_diff(s2, make_engine(img2img).frame(FrameRequest("moon", seed=2, txt2img=True), None)) <= 2
+
+    drift = FrameRequest("moon", seed=2, txt2img=True, seed_drift=0.5)
+    frames = [engine.frame(drift, None, now=20.0 + 0.5 * i) for i in range(4)]
+    assert all(max_diff(x, y) > 0 for x, y in zip(frames, frames[1:]))
+
+
+def test_slerped_noise_keeps_its_scale():
+    from installation.engine.blending import NoiseWalk
+
+    walk = NoiseWalk(lambda seed: torch.randn((4, 32, 32), generator=torch.Generator().manual_seed(seed)))
+    walk.set_seed(1, 0.0, now=0.0)
+    walk.set_seed(2, 2.0, now=0.0)
+    mid = walk.value(1.0)
+    assert 0.9 < float(mid.std()) < 1.1  # a lerp would give about 0.71
+
+
+# --- stream-only behaviour ------------------------------------------------------------------
+
+
+def test_similarity_filter_skips_a_still_scene_but_not_forever(base_pipe, camera):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img, similarity_threshold=0.98, similarity_max_skip=3)
+    req = FrameRequest("garden", seed=1)
+    first = engine.frame(req, camera)
+    noisy = np.clip(camera.astype(int) + 1, 0, 255).astype(np.uint8)  # sensor noise, not a new scene
+    for _ in range(3):
+        assert engine.frame(req, noisy) is first
+    assert engine.stats.skipped == 3
+    engine.frame(req, noisy)  # max_skip reached: painted again
+    assert engine.stats.skipped == 3
+    moved = engine.frame(req, camera[::-1].copy())
+    assert engine.stats.skipped == 3 and max_diff(moved, first) > 2
+
+
+def test_feedback_blend_mixes_in_the_previous_frame(base_pipe, camera):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    plain, blended = make_engine(img2img), make_engine(img2img, feedback=0.5)
+    req = FrameRequest("garden", seed=1)
+    flipped = camera[::-1].copy()
+    a0, b0 = plain.frame(req, camera), blended.frame(req, camera)
+    assert np.array_equal(a0, b0)  # the first frame has nothing to blend with
+    a1, b1 = plain.frame(req, flipped), blended.frame(req, flipped)
+    expect = (a1.astype(float) + a0.astype(float)) / 2
+    assert np.abs(b1.astype(float) - expect).max() <= 2
+
+
+def test_feedback_mode_brings_a_still_to_life(base_pipe, camera):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img)
+    engine.set_still(camera)
+    req = FrameRequest("a garden", seed=1, strength=0.5, feedback_loop=True)
+    frames = [engine.frame(req, None) for _ in range(3)]
+    # Frame 1 restyles the still; each next one repaints the last output.
+    assert max_diff(frames[0], make_engine(img2img).frame(FrameRequest("a garden", seed=1), camera)) <= 2
+    assert max_diff(frames[1], make_engine(img2img).frame(FrameRequest("a garden", seed=1), frames[0])) <= 2
+    assert max_diff(frames[2], frames[1]) > 0
+
+
+def test_camera_frames_of_another_size_are_fitted_on_the_device(base_pipe):
+    from installation.engine.imaging import fit_image
+    from installation.engine.stream import fit_on_device
+
+    rng = np.random.default_rng(0)
+    big = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    big = np.ascontiguousarray(np.repeat(np.repeat(big[::8, ::8], 8, 0), 8, 1))[:120, :160]  # blocky: resizers agree
+    dev = fit_on_device(torch.from_numpy(big), 64, 64).numpy()
+    assert dev.shape == (64, 64, 3)
+    assert np.abs(dev.astype(int) - fit_image(big, 64, 64).astype(int)).mean() < 6
+
+
+def test_acceleration_falls_back_to_eager_when_capture_fails(base_pipe, monkeypatch):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img)
+    key = engine.program_key(FrameRequest("x"))
+    assert engine.prepare_program(key) == "eager"  # a CPU: eager, no attempt
+    calls = []
+
+    def broken_capture(P, compile_too):
+        calls.append(compile_too)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(engine, "device", "cuda")
+    monkeypatch.setattr(engine, "_compile", lambda progress: True)
+    monkeypatch.setattr(engine, "_capture", broken_capture)
+    messages: list[str] = []
+    assert engine.prepare_program(key, messages.append) == "eager"
+    assert calls == [True, False]  # compile+graph, then a plain graph, then eager
+    assert any("torch.compile" in m for m in messages)
+    assert len(engine.stats.failed) == 2 and "stream is capturing" in engine.stats.failed[0]
+
+
+def test_bad_requests_are_clear_errors(base_pipe):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img)
+    with pytest.raises(ValueError, match="img2img needs a camera image"):
+        engine.frame(FrameRequest("x"), None)
+    with pytest.raises(ValueError, match="steps: expected 1 to 8"):
+        engine.frame(FrameRequest("x", steps=9, txt2img=True), None)
+    with pytest.raises(ValueError, match="feedback mode needs"):
+        engine.frame(FrameRequest("x", feedback_loop=True), None)
+
+
+# --- the Generator a show runs ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stream_generator(tiny_model):
+    from installation.engine.stream_generator import StreamGenerator
+
+    gen = StreamGenerator(GeneratorConfig(model=str(tiny_model), width=96, height=64, similarity_filter=0.0))
+    gen.load()
+    return gen
+
+
+def test_stream_generator_paints_every_mode(stream_generator, camera):
+    gen = stream_generator
+    assert gen.name == "stream" and gen.device == "cpu" and gen.dtype == "float32" and gen.accel == "eager"
+    cam = np.ascontiguousarray(np.repeat(camera, 2, axis=1))  # 64x128: cropped to 96x64
+    img = gen.generate(Prompt("a garden"), GenerationParams(), cam)
+    txt = gen.generate(Prompt("a garden"), GenerationParams(mode="txt2img"), cam)
+    assert img.shape == txt.shape == (64, 96, 3) and img.dtype == np.uint8
+    assert max_diff(img, txt) > 2  # txt2img ignored the camera
+    none = gen.generate(Prompt("a garden"), GenerationParams(), None)  # img2img without a camera: txt2img
+    assert np.array_equal(none, txt)
+    fb = [gen.generate(Prompt("a garden"), GenerationParams(mode="feedback"), cam) for _ in range(2)]
+    assert max_diff(fb[0], fb[1]) > 0
+    from installation.engine.imaging import fit_image
+
+    assert np.array_equal(gen.generate(Prompt("x"), GenerationParams(strength=0.0), cam), fit_image(cam, 96, 64))
+    with pytest.raises(ValueError, match="camera image: expected an RGB uint8 array"):
+        gen.generate(Prompt("x"), GenerationParams(), np.zeros((8, 8), np.uint8))
+
+
+def test_stream_generator_is_animating_while_blending_or_drifting(stream_generator):
+    gen = stream_generator
+    gen.generate(Prompt("one"), GenerationParams(mode="txt2img"), None)
+    assert not gen.animating
+    gen.generate(Prompt("two"), GenerationParams(mode="txt2img", prompt_blend_s=30.0), None)
+    assert gen.animating
+    gen.generate(Prompt("two"), GenerationParams(mode="txt2img", seed_drift=0.2), None)
+    assert gen.animating
+
+
+def test_a_style_lora_is_fused_and_changes_the_picture(tiny_model, tmp_path, camera):
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from installation.engine.stream_generator import StreamGenerator
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
+    torch.manual_seed(0)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with torch.no_grad():  # peft starts B at zero (a no-op LoRA): give it a style
+        for name, param in pipe.unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    StableDiffusionPipeline.save_lora_weights(tmp_path / "style", unet_lora_layers=get_peft_model_state_dict(pipe.unet))
+    lora_file = next((tmp_path / "style").glob("*.safetensors"))
+
+    params = GenerationParams(seed=5)
+    plain = StreamGenerator(GeneratorConfig(model=str(tiny_model), width=64, height=64, similarity_filter=0.0))
+    styled = StreamGenerator(GeneratorConfig(model=str(tiny_model), width=64, height=64, similarity_filter=0.0,
+                                             lora=str(lora_file), lora_scale=1.0))
+    plain.load()
+    styled.load()
+    assert max_diff(plain.generate(Prompt("a garden"), params, camera), styled.generate(Prompt("a garden"), params, camera)) > 2
+
+
+def test_a_missing_lora_names_itself(tiny_model, tmp_path):
+    from installation.engine.stream_generator import StreamGenerator
+
+    gen = StreamGenerator(GeneratorConfig(model=str(tiny_model), lora=str(tmp_path / "nope.safetensors")))
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        gen.load()
