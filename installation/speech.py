@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
@@ -279,7 +280,26 @@ class SpeechWorker(Worker):
         self._on_event = on_event
         self.transcribed = 0
         self.rejected = 0
+        self.ignored_chunks = 0  # audio that arrived while not listening
         self.last_transcribe_s = 0.0
+        self._gate = threading.Lock()
+        self._listening = True
+        self._listen_since = float("-inf")  # chunks captured before this are stale
+
+    def set_listening(self, on: bool) -> None:
+        """Open or close the speech gate (a performer's cue, an OSC message; any thread).
+        Closed, audio is read and thrown away and a half-heard utterance is forgotten; on
+        reopening, audio captured before that moment (still queued) is ignored too, so
+        nobody's words from before the cue turn into a prompt after it."""
+        with self._gate:
+            if on and not self._listening:
+                self._listen_since = time.monotonic()
+            self._listening = bool(on)
+
+    @property
+    def listening(self) -> bool:
+        with self._gate:
+            return self._listening
 
     def setup(self) -> None:
         t0 = time.monotonic()
@@ -290,6 +310,12 @@ class SpeechWorker(Worker):
     def step(self) -> None:
         chunk = self.audio.get(self.get_timeout_s)
         if chunk is None:
+            return
+        with self._gate:
+            heard = self._listening and chunk.t >= self._listen_since
+        if not heard:
+            self.ignored_chunks += 1
+            self.endpointer.reset()
             return
         for utterance in self.endpointer.feed(chunk):
             self.beat()  # a long transcription is work, not a stall

@@ -233,19 +233,23 @@ class Scripted:
 
     def __init__(self, answers: list[str], delay_s: float = 0.0) -> None:
         self.answers, self.delay_s, self.loaded, self.calls = list(answers), delay_s, 0, 0
+        self.utterances: list[Utterance] = []
 
     def load(self) -> None:
         self.loaded += 1
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
         self.calls += 1
+        self.utterances.append(utterance)
         time.sleep(self.delay_s)
         text = self.answers.pop(0)
         return Transcript(text=text, english=text, utterance_end_t=utterance.t_end) if text else None
 
 
-def feed_all(q: DropOldestQueue, signal: np.ndarray) -> None:
-    for c in chunks_of(signal, t0=time.monotonic()):
+def feed_all(q: DropOldestQueue, signal: np.ndarray, t0: float | None = None) -> None:
+    """Queue a signal at once, stamped as if it had just been captured in real time (or as
+    captured from `t0` on)."""
+    for c in chunks_of(signal, t0=time.monotonic() - len(signal) / SR if t0 is None else t0):
         q.put(c)
 
 
@@ -292,6 +296,44 @@ def test_speech_worker_survives_a_failing_event_hook(no_thread_leak):
     got = out.get(timeout=5.0)
     assert stop_all([worker], timeout=3.0) == []
     assert got is not None and got.text == "a kite"
+
+
+def test_a_closed_gate_ignores_speech(no_thread_leak):
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1000)
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+    transcriber = Scripted(["never", "heard once open"])
+    worker = SpeechWorker(audio, transcriber, Endpointer(CFG), out)
+    worker.set_listening(False)
+    worker.start()
+    burst = np.concatenate([quiet(0.3), tone(0.6), quiet(1.0)])
+    feed_all(audio, burst)
+    wait_for(lambda: worker.ignored_chunks == len(chunks_of(burst)), 5.0)
+    assert transcriber.calls == 0 and not worker.listening
+    worker.set_listening(True)
+    feed_all(audio, burst, t0=time.monotonic() + 0.01)  # captured after the gate opened
+    got = out.get(timeout=5.0)
+    assert stop_all([worker], timeout=3.0) == []
+    assert got is not None and got.text == "never"  # the first answer goes to the first utterance heard
+    assert transcriber.calls == 1
+
+
+def test_reopening_the_gate_skips_audio_captured_before(no_thread_leak):
+    audio: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", 1000)
+    out: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", 10)
+    transcriber = Scripted(["after the cue"])
+    worker = SpeechWorker(audio, transcriber, Endpointer(CFG), out)
+    worker.set_listening(False)
+    burst = np.concatenate([quiet(0.3), tone(0.6), quiet(1.0)])
+    feed_all(audio, burst)  # spoken before the cue, still waiting in the queue...
+    feed_all(audio, burst[: int(0.6 * SR)])
+    worker.set_listening(True)  # ...when the gate opens
+    reopened = time.monotonic()
+    feed_all(audio, burst, t0=reopened + 0.01)
+    worker.start()
+    got = out.get(timeout=5.0)
+    assert stop_all([worker], timeout=3.0) == []
+    assert got is not None and got.text == "after the cue"
+    assert transcriber.calls == 1 and transcriber.utterances[0].t_start > reopened
 
 
 class FailsOnce(Scripted):
