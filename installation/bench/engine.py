@@ -1,0 +1,177 @@
+"""Engine benchmark: the diffusers img2img pipeline called per frame (what a user would write,
+as SD-Turbo's docs do: 2 steps at strength 0.5 = 1 denoising step) against the streaming
+engine, on the same components, device and inputs, in one process.
+
+    python -m installation.bench engine [--device cpu|cuda] [--streams N] [--json]
+
+Both sides: uint8 RGB frame in, uint8 RGB frame out, host transfers included. On CPU one fixed
+tiny config; on CUDA the real SD-Turbo architecture (random weights: a frame's cost does not
+depend on the values) at 512x512 in fp16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def _frames(size: int, n: int = 8):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+    # Different frames each time (a moving camera), so no side skips work.
+    return [np.roll(base, 7 * i, axis=1).copy() for i in range(n)]
+
+
+def _time(fn, frames, count: int, sync) -> list[float]:
+    times = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        fn(frames[i % len(frames)])
+        sync()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log=print) -> dict:
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from PIL import Image
+
+    from ..engine.arch import sd_turbo_components, tiny_components
+    from ..engine.loading import parts_from_pipeline
+    from ..engine.stream import EngineOptions, FrameRequest, StreamEngine
+    from ..engine.tiny_model import ensure_tiny_model
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device cuda: torch {torch.__version__} sees no CUDA GPU")
+    if device == "cuda":
+        dtype, size = torch.float16, 512
+        comps = sd_turbo_components("cuda", dtype)
+        torch.backends.cudnn.benchmark = True
+        comps.unet.to(memory_format=torch.channels_last)
+        comps.vae.to(memory_format=torch.channels_last)
+        sync = torch.cuda.synchronize
+        name = torch.cuda.get_device_name(0)
+    else:
+        dtype, size = torch.float32, 128
+        folder = ensure_tiny_model(Path(tempfile.gettempdir()) / "jadong-bench-tiny-sd")
+        comps = tiny_components(folder)
+        sync = lambda: None  # noqa: E731
+        import platform
+
+        name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    config = f"{comps.description}, {size}x{size}, {str(dtype).removeprefix('torch.')}, 1 step at strength 0.5"
+    log(f"engine bench on {device} ({name}): {config}")
+
+    pipe = StableDiffusionImg2ImgPipeline(vae=comps.vae, text_encoder=comps.text_encoder, tokenizer=comps.tokenizer,
+                                          unet=comps.unet, scheduler=comps.scheduler, safety_checker=None,
+                                          feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    frames = _frames(size)
+    prompt = "a quiet garden at dawn, ink wash painting, soft light"
+
+    def pipeline_frame(img):
+        gen = torch.Generator("cpu").manual_seed(42)
+        out = pipe(prompt=prompt, image=Image.fromarray(img), num_inference_steps=2, strength=0.5,
+                   guidance_scale=0.0, generator=gen, output_type="pil").images[0]
+        return np.asarray(out)
+
+    with torch.inference_mode():
+        for f in frames[:2]:
+            pipeline_frame(f)
+        sync()
+        pipe_times = _time(pipeline_frame, frames, pipeline_frames, sync)
+    log(f"pipeline: p50 {statistics.median(pipe_times):.2f} ms over {pipeline_frames} frames")
+
+    if device == "cuda":
+        # The engine fuses q/k/v (the pipeline then shares the fused UNet; it was timed first).
+        try:
+            comps.unet.fuse_qkv_projections()
+        except Exception as exc:
+            log(f"fuse_qkv_projections: {exc}")
+    parts = parts_from_pipeline(pipe, device=device, dtype=dtype)
+    opts = EngineOptions(similarity_threshold=0.0, acceleration="auto" if device == "cuda" else "eager")
+    engines = [StreamEngine(parts, size, size, opts) for _ in range(streams)]
+    t0 = time.perf_counter()
+    for e in engines:
+        e.prepare([1], [False], progress=lambda m: log(f"  {m}"))
+    prepare_s = time.perf_counter() - t0
+    req = FrameRequest(prompt, steps=1, strength=0.5, seed=42)
+    counter = {"i": 0}
+
+    def engine_frame(img):
+        e = engines[counter["i"] % streams]
+        counter["i"] += 1
+        return e.frame(req, img)
+
+    for f in frames[: 3 * streams]:
+        engine_frame(f)
+    sync()
+    eng_times = _time(engine_frame, frames, engine_frames, sync)
+    p50_p, p50_e = statistics.median(pipe_times), statistics.median(eng_times)
+    result = {
+        "device": device,
+        "device_name": name,
+        "config": config,
+        "streams": streams,
+        "pipeline_p50_ms": round(p50_p, 3),
+        "pipeline_p95_ms": round(_percentile(pipe_times, 0.95), 3),
+        "pipeline_fps": round(1000.0 / p50_p, 1),
+        "engine_p50_ms": round(p50_e, 3),
+        "engine_p95_ms": round(_percentile(eng_times, 0.95), 3),
+        "engine_fps": round(1000.0 / p50_e, 1),
+        "ratio": round(p50_p / p50_e, 2),
+        "engine_accel": engines[0].accel_label,
+        "engine_prepare_s": round(prepare_s, 1),
+        "engine_prepare_failures": engines[0].stats.failed,
+        "frames": {"pipeline": pipeline_frames, "engine": engine_frames},
+        "torch": torch.__version__,
+    }
+    return result
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m installation.bench engine", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    p.add_argument("--streams", type=int, default=1, help="engines painting in turn (one frame each, round robin)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--pipeline-frames", type=int, default=None)
+    p.add_argument("--engine-frames", type=int, default=None)
+    args = p.parse_args(argv)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.streams < 1:
+        p.error("--streams: expected at least 1")
+    pf = args.pipeline_frames or (30 if device == "cuda" else 40)
+    ef = args.engine_frames or (200 if device == "cuda" else 80)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    res = run(device, args.streams, pf, ef, log=log)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"pipeline (diffusers img2img per frame): p50 {res['pipeline_p50_ms']:.2f} ms, "
+              f"p95 {res['pipeline_p95_ms']:.2f} ms, {res['pipeline_fps']} fps")
+        print(f"engine ({res['engine_accel']}, {args.streams} stream(s)): p50 {res['engine_p50_ms']:.2f} ms, "
+              f"p95 {res['engine_p95_ms']:.2f} ms, {res['engine_fps']} fps")
+        print(f"ratio (pipeline p50 / engine p50): {res['ratio']}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

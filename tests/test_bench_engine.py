@@ -1,0 +1,33 @@
+"""The engine benchmark command runs end to end on the CPU config and reports its keys
+(speed is the benchmark's business, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_engine_bench_json_has_the_documented_keys():
+    proc = subprocess.run(
+        [sys.executable, "-m", "installation.bench", "engine", "--device", "cpu", "--json",
+         "--pipeline-frames", "2", "--engine-frames", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("pipeline_p50_ms", "engine_p50_ms", "ratio", "device"):
+        assert key in res, key
+    assert res["device"] == "cpu" and res["pipeline_p50_ms"] > 0 and res["engine_p50_ms"] > 0
+    assert res["ratio"] == round(res["pipeline_p50_ms"] / res["engine_p50_ms"], 2) or abs(
+        res["ratio"] - res["pipeline_p50_ms"] / res["engine_p50_ms"]) < 0.02
+    assert "128x128" in res["config"] and res["engine_accel"] == "eager"
+
+
+def test_bench_dispatcher_names_unknown_benchmarks():
+    proc = subprocess.run([sys.executable, "-m", "installation.bench", "nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "expected one of: engine, speech, osc" in proc.stderr
