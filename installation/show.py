@@ -111,7 +111,7 @@ class GeneratorConfig(_Section):
     lora: str = Field("", description="The show's own style LoRA (id, folder or .safetensors file), fused at load.")
     lora_scale: float = Field(1.0, ge=0.0, le=2.0, description="Weight of `lora`.")
     prepare_steps: list[int] = Field(
-        default_factory=list, description="Step counts to prepare (CUDA graphs) at start besides `steps`; others run eager until prepared.")
+        [], description="Step counts to prepare (CUDA graphs) at start besides `steps`; others run eager until prepared.")
     acceleration: Literal["auto", "compile", "graphs", "eager"] = Field(
         "auto", description="CUDA: auto/compile = torch.compile + CUDA graphs, falling back to graphs, then eager.")
     stream_batch: bool = Field(True, description="steps > 1: every stage in one UNet call (output lags steps-1 frames).")
