@@ -121,6 +121,24 @@ def cmd_fetch_models(argv: list[str]) -> int:
         except Exception as exc:
             failures += 1
             print(f"{show.generator.model}: could not be fetched: {exc}", file=sys.stderr)
+    # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
+    from .engine.models import looks_like_hf_id
+
+    gen = show.generator
+    extras = []
+    if gen.autoencoder == "auto":
+        extras.append("madebyollin/taesdxl" if "xl" in gen.model.lower() else "madebyollin/taesd")
+    elif gen.autoencoder != "full":
+        extras.append(gen.autoencoder)
+    extras += [ref for ref in (gen.lcm_lora, gen.lora) if ref]
+    for ref in extras:
+        if not looks_like_hf_id(ref) or os.path.exists(ref):
+            continue
+        try:
+            print(f"{ref}: fetched to {fetch_model(ref)}")
+        except Exception as exc:
+            failures += 1
+            print(f"{ref}: could not be fetched: {exc}", file=sys.stderr)
     if show.speech.enabled:
         from .transcribe import resolve_whisper_model
 
