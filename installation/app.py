@@ -23,6 +23,7 @@ from .generation import params_from_config
 from .messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
 from .prompting import Prompter, clean_words
 from .show import Show, ShowError, load_show
+from .supervisor import Supervisor
 from .worker import Worker, stop_all
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class App:
         self.osc = None
         self.presenter = None
         self._pending_show: Show | None = None
+        self.supervisor = Supervisor(self.stage_of, self.restart_stage, self.on_event)
         self._last_status_t = 0.0
         self._init_show(show)
 
@@ -167,6 +169,25 @@ class App:
         if self.presenter.mode != self.show.display.mode:
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode,
                               reason=self.presenter.mode_note or "no display available; running headless")
+
+    @staticmethod
+    def stage_of(worker: Worker) -> str:
+        name = worker.name.split(":")[0].split("-")[0].split(" ")[0]
+        return {"mic": "speech", "speech": "speech", "camera": "camera"}.get(name, name)
+
+    def restart_stage(self, stage: str) -> None:
+        """Build a stage afresh (the supervisor's remedy for a died or stalled worker). The
+        channels stay, so the other stages and the screen never notice more than a pause."""
+        builders = {"camera": self._build_camera, "speech": self._build_speech, "generator": self._build_generator}
+        old = [w for w in self.workers if self.stage_of(w) == stage]
+        for w in old:
+            w.stop()  # not joined: a stalled thread may never return; it is a daemon
+            self.workers.remove(w)
+        before = set(self.workers)
+        builders[stage]()
+        for w in self.workers:
+            if w not in before:
+                w.start()
 
     def _build_inputs_and_generator(self) -> None:
         self._build_camera()
@@ -363,6 +384,8 @@ class App:
             self.presenter.render()
             now = time.monotonic()
             self._push_status(now)
+            for problem in self.supervisor.check(self.workers, now):
+                self.state.last_error = f"{problem.worker} {problem.kind}"
 
             if frame is not None and not first_frame_logged and self.presenter.first_frame_t is not None:
                 first_frame_logged = True
