@@ -14,10 +14,13 @@ class Stage(Worker):
         self.die = die
         self.steps = 0
 
+    def run(self):
+        if self.die:
+            return  # the thread ends without being asked: a crash the Worker could not catch
+        super().run()
+
     def step(self):
         self.steps += 1
-        if self.die:
-            raise SystemExit  # not an Exception: the Worker does not catch it, the thread ends
         if self.hang is not None and self.hang.is_set():
             time.sleep(0.5)  # stuck in "C code": no heartbeat
             return
