@@ -35,6 +35,7 @@ class RunOptions:
 
     seconds: float | None = None
     record: Path | None = None
+    record_fps: float = 30.0  # half of a 60 Hz display: encoding 720p at 60 fps takes most of a core
     log_path: Path | None = None
     started_mono: float | None = None  # when the process started, for start-up timing
 
@@ -163,12 +164,15 @@ class App:
         from .display import Presenter
 
         self.presenter = Presenter(self.show.display, record_path=self.options.record,
-                                   title=self.show.show.title or self.show.show.name)
+                                   title=self.show.show.title or self.show.show.name,
+                                   record_fps=min(self.options.record_fps, self.show.display.fps))
         self.presenter.open()
         self.presenter.set_idle(self._serve_controls_until)
         if self.presenter.mode != self.show.display.mode:
-            self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode,
-                              reason=self.presenter.mode_note or "no display available; running headless")
+            reason = self.presenter.mode_note or "no display available; running headless"
+            self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode, reason=reason)
+            log.warning("%s%s", reason, "" if self.options.record else
+                        " (add --record show.mp4 to watch the show afterwards)")
 
     @staticmethod
     def stage_of(worker: Worker) -> str:

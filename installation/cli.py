@@ -29,6 +29,7 @@ def _run_parser() -> argparse.ArgumentParser:
     mode.add_argument("--fullscreen", action="store_true", help="fullscreen (the show's monitor)")
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--record", type=Path, default=None, help="write what is presented to a video file (.mp4 or .avi)")
+    p.add_argument("--record-fps", type=float, default=30.0, help="frames per second in the recording (default 30)")
     p.add_argument("--camera", default=None, help="camera device index, video file or stream URL ('none' for no camera)")
     p.add_argument("--mic", default=None, help="microphone name or index, or a WAV file ('none' for no speech)")
     p.add_argument("--model", default=None, help="diffusion model: Hugging Face id or local folder")
@@ -104,7 +105,11 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
     from .app import App, RunOptions
 
     log_path = args.log or default_log_path()
-    options = RunOptions(seconds=args.seconds, record=args.record, log_path=log_path, started_mono=started_mono)
+    if args.record_fps <= 0:
+        print("error: --record-fps must be above 0", file=sys.stderr)
+        return 2
+    options = RunOptions(seconds=args.seconds, record=args.record, record_fps=args.record_fps,
+                         log_path=log_path, started_mono=started_mono)
     log.info("show %s (%s); event log %s", show.show.name, show.path, log_path)
     return App(show, options).run()
 
