@@ -66,8 +66,41 @@ class SpeechConfig(_Section):
     energy_threshold_db: float = Field(-40.0, ge=-90, le=0, description="Loudness (dBFS) above which audio counts as voiced.")
     preroll_ms: int = Field(300, ge=0, le=2000, description="Audio kept from before speech starts.")
     min_speech_ms: int = Field(300, ge=50, le=5000, description="Shorter sounds are ignored.")
-    end_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance.")
+    end_silence_ms: int = Field(400, ge=100, le=5000, description="Silence that ends an utterance.")
     max_utterance_s: float = Field(10.0, gt=0.5, le=30, description="Longest utterance before it is cut.")
+    vad: Literal["silero", "energy"] = Field(
+        "silero", description="Voice activity: silero (the Silero ONNX model faster-whisper ships, after the "
+        "energy gate) or energy alone.")
+    vad_threshold: float = Field(0.5, ge=0.05, le=0.95, description="Silero speech probability that starts speech "
+                                 "(it holds on down to 0.15 less).")
+    listen: Literal["always", "gated"] = Field(
+        "always", description="always: listen from the start; gated: deaf until a performer sends /jadong/listen 1.")
+    translate: bool = Field(True, description="Multilingual models: the prompt uses Whisper's English translation "
+                            "(the caption keeps the visitor's own words).")
+    partials: bool = Field(True, description="Transcribe while the visitor speaks: the caption follows their words "
+                           "and the final transcript starts early.")
+    partial_interval_s: float = Field(1.0, ge=0.3, le=10, description="Seconds of speech between two partial transcripts.")
+    cpu_threads: int = Field(0, ge=0, le=64, description="CPU threads for Whisper (0: the engine's default).")
+    no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Reject when Whisper's no-speech probability "
+                                       "is above this and its text is unsure (log-probability below the next field).")
+    logprob_threshold: float = Field(-1.0, ge=-10, le=0, description="Reject when the average token log-probability is below this.")
+    compression_ratio_threshold: float = Field(2.4, ge=1, le=10, description="Reject text that compresses better than "
+                                               "this (Whisper repeating itself on noise).")
+    hallucination_phrases: list[str] = Field(
+        [], description="More phrases rejected when they are the whole transcript (besides the built-in English "
+        "and Korean lists of what Whisper invents from noise).")
+
+
+class ModerationConfig(_Section):
+    enabled: bool = Field(True, description="Check the visitor's words against the word lists before they are painted.")
+    action: Literal["flag", "replace", "drop"] = Field(
+        "replace", description="flag: paint as said and log; replace: swap listed words for `replacement`; "
+        "drop: paint nothing from that utterance.")
+    replacement: str = Field("flowers", description="What a listed word becomes with action = \"replace\".")
+    lists: list[str] = Field(
+        ["en", "ko"], description="Word lists: a language code (assets/moderation/CODE.txt) or a file relative to the project.")
+    extra_words: list[str] = Field([], description="More words and phrases to match, in any language.")
+    allow_words: list[str] = Field([], description="Words the lists must not match in this show.")
 
 
 class PromptConfig(_Section):
@@ -203,6 +236,7 @@ class Show(_Section):
     camera: CameraConfig = CameraConfig()
     microphone: MicrophoneConfig = MicrophoneConfig()
     speech: SpeechConfig = SpeechConfig()
+    moderation: ModerationConfig = ModerationConfig()
     prompt: PromptConfig = PromptConfig()
     generator: GeneratorConfig = GeneratorConfig()
     display: DisplayConfig = DisplayConfig()

