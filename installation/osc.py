@@ -98,8 +98,8 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/steps", "i", "denoising steps per frame", "value", limits=((1, 50),)),
     Address("/jadong/seed", "i", "noise seed", "value", limits=((0, 2**31 - 1),)),
     Address("/jadong/seed/drift", "f", "how fast the noise walks, 0 (still) to 1", "value", limits=((0.0, 1.0),)),
-    Address("/jadong/mode", "s", "img2img (restyle the camera) or txt2img (words alone)", "value",
-            choices=("img2img", "txt2img")),
+    Address("/jadong/mode", "s", "img2img (restyle the camera), txt2img (words alone) or feedback "
+            "(the still image brought to life)", "value", choices=("img2img", "txt2img", "feedback")),
     # Cues and shows
     Address("/jadong/cue", "", "the current cue (query only): replies with its number and name", "value"),
     Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action"),
@@ -257,6 +257,7 @@ class OscStats:
 _LATE_ENOUGH_S = 0.002
 MAX_BUNDLE_DELAY_S = 3600.0
 MAX_PENDING = 10_000
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class _BundleScheduler:
@@ -322,6 +323,16 @@ class _UDPServer(BlockingOSCUDPServer):
 
     max_packet_size = 65507  # the UDP maximum; socketserver's 8 KiB would cut long bundles
     owner: "OscServer"
+
+    def server_bind(self) -> None:
+        # A burst (a fader sweep, a flood) lands in the kernel's receive buffer; when that is
+        # full the kernel drops the newest datagrams, which are the ones that matter most.
+        # Ask for room for about a second at 10,000 messages/s (the kernel may cap it).
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        except OSError:
+            pass
+        super().server_bind()
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return self.owner._precheck(request[0], client_address)

@@ -222,7 +222,7 @@ class Cue(_Section):
     steps: int | None = Field(None, ge=1, le=50, description="Denoising steps.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Noise seed.")
     seed_drift: float | None = Field(None, ge=0, le=1, description="How fast the noise walks, 0-1.")
-    mode: Literal["img2img", "txt2img"] | None = Field(None, description="Generation mode.")
+    mode: Literal["img2img", "txt2img", "feedback"] | None = Field(None, description="Generation mode.")
     blend_s: float | None = Field(None, ge=0, le=60, description="Seconds a new prompt takes to blend in.")
     crossfade_s: float | None = Field(None, ge=0, le=30, description="Display crossfade seconds.")
     caption: str | None = Field(None, description="Caption text to show (\"\" clears it).")

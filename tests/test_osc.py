@@ -198,7 +198,7 @@ def test_unknown_address_gets_an_error_reply_from_the_server_port(server, client
     ("/jadong/strength", 2.0, "expected a value from 0 to 1"),
     ("/jadong/prompt", 42, "expected a string, got int 42"),
     ("/jadong/prompt/append", None, "expected 1 argument (s), got 0"),
-    ("/jadong/mode", "sideways", "expected one of img2img, txt2img, got 'sideways'"),
+    ("/jadong/mode", "sideways", "expected one of img2img, txt2img, feedback, got 'sideways'"),
     ("/jadong/steps", 0, "expected a value from 1 to 50, got 0"),
     ("/jadong/cue/go", 1.5, "expected a name or a number, got float 1.5"),
     ("/jadong/quit", "now", "expected no arguments, got 1"),
