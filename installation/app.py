@@ -111,7 +111,15 @@ class App:
         if not self.show.speech.enabled:
             return
         from .audio import AudioUnavailable, MicWorker, open_audio_source
+        from .moderation import ModerationError, Moderator
 
+        try:
+            # Built before the microphone: words that cannot be checked must not be painted.
+            self.moderator = Moderator(self.show.moderation)
+        except ModerationError as exc:
+            self.events.write("error", stage="moderation", reason=str(exc))
+            log.warning("no speech this run: %s", exc)
+            return
         try:
             source = open_audio_source(self.show.microphone)
         except AudioUnavailable as exc:
@@ -130,7 +138,8 @@ class App:
             return
         self.workers.append(MicWorker(source, self.audio_queue, on_error=self.on_worker_error))
         self.speech_worker = SpeechWorker(self.audio_queue, transcriber, Endpointer(self.show.speech),
-                                          self.transcripts, on_error=self.on_worker_error, on_event=self.on_event)
+                                          self.transcripts, on_error=self.on_worker_error, on_event=self.on_event,
+                                          cfg=self.show.speech)
         self.workers.append(self.speech_worker)
         self.set_listening(self.state.listening)
 
@@ -262,14 +271,51 @@ class App:
 
     # --- speech -------------------------------------------------------------------------------
     def handle_transcript(self, transcript: Transcript) -> None:
-        words = clean_words(transcript.prompt_text)
+        """Main thread. A partial (final=False) only updates the caption; an empty partial
+        takes back the partial caption of an utterance the guards then rejected. A final one
+        passes moderation (the caption in the visitor's words, the prompt in English) and
+        becomes the prompt."""
+        moderator = getattr(self, "moderator", None)
+        if not transcript.final:
+            before = getattr(self, "_caption_before_partial", None)
+            if not transcript.text:
+                if before is not None:
+                    self.control.set_caption(before)
+                self._caption_before_partial = None
+                return
+            shown = moderator.apply(transcript.text) if moderator is not None else None
+            if shown is not None and shown.dropped:
+                return  # a drop-listed word: not even a partial reaches the screen
+            caption = clean_words(shown.text if shown is not None else transcript.text)
+            if not caption:
+                return
+            if before is None:
+                self._caption_before_partial = self.state.caption_text
+            self.events.write("partial", text=caption, language=transcript.language,
+                              utterance_end=round(transcript.utterance_end_t, 4))
+            self.control.set_caption(caption)
+            return
+        before, self._caption_before_partial = getattr(self, "_caption_before_partial", None), None
+        english = transcript.prompt_text
+        caption_text = transcript.text
+        if moderator is not None:
+            (caption_text, english), hits, dropped = moderator.apply_all(transcript.text, english)
+            if hits:
+                self.events.write("moderated", text=transcript.text, english=transcript.english,
+                                  language=transcript.language, words=list(hits),
+                                  action=self.show.moderation.action)
+            if dropped:
+                if before is not None:
+                    self.control.set_caption(before)
+                return
+        words = clean_words(english)
         if not words:
             return
-        self.events.write("transcript", text=transcript.text, language=transcript.language,
-                          english=transcript.english, utterance_end=round(transcript.utterance_end_t, 4),
+        self.events.write("transcript", text=caption_text, language=transcript.language,
+                          english=english, utterance_end=round(transcript.utterance_end_t, 4),
                           latency_s=round(transcript.t - transcript.utterance_end_t, 3))
-        caption = clean_words(transcript.text) or words
-        self.state.last_transcript = transcript.text
+        caption = clean_words(caption_text) or words
+        self.state.last_transcript = caption_text
         self.control.set_caption(caption)
         self.control.from_speech(words, caption)
 
