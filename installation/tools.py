@@ -20,6 +20,18 @@ def _print_table(title: str, rows: list[dict], empty: str) -> None:
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
 
 
+def _show_argument(prog: str, description: str, argv: list[str]):
+    """The show a tool is about (default: shows/default.toml), or None after saying why not."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("show", nargs="?", default=None, help="a show name in shows/ or a .toml path")
+    args = p.parse_args(argv)
+    try:
+        return load_show(args.show)
+    except ShowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_devices(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="python run.py devices", description="List cameras, microphones and monitors.").parse_args(argv)
     from .audio import list_microphones
@@ -44,22 +56,15 @@ def _torch_report() -> tuple[str, bool]:
 
 
 def cmd_check(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python run.py check", description="Report GPU, models, devices and display for a show.")
-    p.add_argument("show", nargs="?", default=None)
-    args = p.parse_args(argv)
-    try:
-        show = load_show(args.show)
-    except ShowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    show = _show_argument("python run.py check", "Report GPU, models, devices and display for a show.", argv)
+    if show is None:
         return 2
     from .engine.models import MODEL_LICENCES, model_available_locally
     from .transcribe import resolve_whisper_model
 
-    problems = 0
     print(f"show: {show.show.name} ({show.path})")
-    gpu, ok = _torch_report()
+    gpu, _ = _torch_report()
     print(f"gpu: {gpu}")
-    problems += not ok
 
     present, reason = model_available_locally(show.generator.model)
     licence = MODEL_LICENCES.get(show.generator.model, "see the model card")
@@ -100,14 +105,9 @@ def cmd_tiny_model(argv: list[str]) -> int:
 
 
 def cmd_fetch_models(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python run.py fetch-models",
-                                description="Download the models a show needs into the Hugging Face cache (needs internet).")
-    p.add_argument("show", nargs="?", default=None)
-    args = p.parse_args(argv)
-    try:
-        show = load_show(args.show)
-    except ShowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    show = _show_argument("python run.py fetch-models",
+                          "Download the models a show needs into the Hugging Face cache (needs internet).", argv)
+    if show is None:
         return 2
     from .engine.models import fetch_model, model_available_locally
 
