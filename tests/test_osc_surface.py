@@ -19,6 +19,7 @@ from pythonosc.osc_packet import OscPacket
 
 from installation import control as control_module
 from installation.app import App, RunOptions
+from installation.harness import start_show_thread
 from installation.osc import ADDRESSES
 from installation.show import parse_show
 
@@ -111,17 +112,7 @@ def start_app(tmp_path: Path, changes: dict | None = None) -> tuple[App, threadi
     data = json.loads(json.dumps(SHOW))
     for section, values in (changes or {}).items():
         data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
-    app = App(parse_show(data, tmp_path / "surface.toml"), RunOptions(log_path=tmp_path / "events.jsonl"))
-    thread = threading.Thread(target=app.run, name="app-under-test")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if app.osc is not None and app.presenter is not None and app.presenter.first_frame_t is not None:
-            return app, thread
-        time.sleep(0.05)
-    app.stop_event.set()
-    thread.join(10)
-    raise AssertionError("the show did not start")
+    return start_show_thread(parse_show(data, tmp_path / "surface.toml"), RunOptions(log_path=tmp_path / "events.jsonl"))
 
 
 @pytest.fixture

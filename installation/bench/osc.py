@@ -105,7 +105,8 @@ class Baseline:
 # --- Jadong ------------------------------------------------------------------------------------
 def _start_show(tmp: Path):
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from ..app import App, RunOptions
+    from ..app import RunOptions
+    from ..harness import start_show_thread
     from ..show import parse_show
 
     show = parse_show({
@@ -116,15 +117,7 @@ def _start_show(tmp: Path):
         "display": {"mode": "headless", "width": 1280, "height": 720, "fps": 60},
         "osc": {"port": 0},
     }, tmp / "bench.toml")
-    app = App(show, RunOptions(log_path=tmp / "events.jsonl"))
-    thread = threading.Thread(target=app.run, name="show", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if app.osc is not None and app.presenter is not None and app.presenter.first_frame_t is not None:
-            return app, thread
-        time.sleep(0.05)
-    raise RuntimeError("the show did not start within 30 s")
+    return start_show_thread(show, RunOptions(log_path=tmp / "events.jsonl"))
 
 
 def jadong_latency(app, sock: socket.socket, samples: int) -> list[float]:
@@ -177,8 +170,9 @@ def run(seconds: float, rate: float, samples: int) -> dict:
             dropped_controls = app.controls.stats().dropped
             target_fps = app.show.display.fps
         finally:
-            app.stop_event.set()
-            thread.join(20)
+            from ..harness import stop_show_thread
+
+            stop_show_thread(app, thread)
     sock.close()
     return {
         "machine": f"{os.cpu_count()} CPU cores, {sys.platform}",
