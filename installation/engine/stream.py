@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .blending import EmbeddingCache, NoiseWalk, TensorBlend
-from .schedulers import COLUMNS, Schedule, build_schedule
+from .schedulers import COLUMNS, EULER, Schedule, build_schedule, scheduler_kind
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,12 @@ class _Program:
         self.prev = torch.zeros((1, 3, H, W), dtype=f32, device=dev)
         self.out = torch.zeros((H, W, 3), dtype=torch.uint8, device=dev)
         self.graph: Any = None
+        # Whether this program's eager runs and capture go through torch.compile. Only programs
+        # prepared at start-up are compiled: a new shape compiles for minutes, which at run
+        # time would freeze the screen.
+        self.compiled = False
+        self.failed = False  # capture failed once: paint eagerly, do not retry every frame
+        self.eager_runs = 0
         # Host-side memory of what is in the buffers, so unchanged ones are not rewritten.
         self.schedule_key: tuple | None = None
         self.cond_version = -1
@@ -173,19 +180,20 @@ class StreamEngine:
         self.sdxl = getattr(self.unet.config, "addition_embed_type", None) == "text_time"
         self.stats = EngineStats()
 
-        self._unet_fn: Callable[..., Any] = self.unet
-        self._encode_fn: Callable[[torch.Tensor], torch.Tensor] = self._encode
-        self._decode_fn: Callable[[torch.Tensor], torch.Tensor] = self._decode
-        self._compiled = False
+        # (unet, encode, decode) through torch.compile, once compiled; programs opt in (P.compiled).
+        self._compiled_fns: tuple[Callable[..., Any], ...] | None = None
+        self._compile_failed = False
+        # The scheduler family never changes, so neither does the Python branch baked into graphs.
+        self._schedule_deterministic = scheduler_kind(self._scheduler) == EULER
 
         self._embeds = EmbeddingCache(self._encode_key, size=32)
         self._cond = TensorBlend()
         self._noise = NoiseWalk(self._draw_noise)
-        self._schedules: dict[tuple, Schedule] = {}
+        # LRU: a strength knob swept over weeks must not grow this without bound.
+        self._schedules: OrderedDict[tuple, Schedule] = OrderedDict()
         self._programs: dict[ProgramKey, _Program] = {}
         self._programs_lock = threading.Lock()
-        self._preparing: set[ProgramKey] = set()
-        self._preparer: threading.Thread | None = None
+        self.progress: Progress = lambda msg: log.info("%s", msg)  # run-time preparation messages
         self._last_program: _Program | None = None
         self._last_out: np.ndarray | None = None
         self._last_sig: np.ndarray | None = None
@@ -231,9 +239,16 @@ class StreamEngine:
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(z.to(self.vae_dtype), return_dict=False)[0]
 
-    def _latents_from_image(self, P: _Program) -> torch.Tensor:
+    def _fns(self, P: _Program) -> tuple[Callable[..., Any], ...]:
+        """(unet, encode, decode) for P: compiled only for programs prepared with torch.compile,
+        so an eager frame of another shape never triggers minutes of compilation mid-show."""
+        if P.compiled and self._compiled_fns is not None:
+            return self._compiled_fns
+        return (self.unet, self._encode, self._decode)
+
+    def _latents_from_image(self, P: _Program, encode_fn: Callable[..., Any]) -> torch.Tensor:
         img = P.image.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 127.5 - 1.0
-        enc = self._encode_fn(img)
+        enc = encode_fn(img)
         if self.tiny_vae:
             z = enc.to(torch.float32)
         else:  # the posterior sample, with the seed's first draw (as diffusers' retrieve_latents)
@@ -254,7 +269,7 @@ class StreamEngine:
             emb = F.pad(emb, (0, 1))
         return emb.unsqueeze(0).expand(rows, -1).to(self.dtype)
 
-    def _denoise(self, P: _Program, x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, P: _Program, x: torch.Tensor, coef: torch.Tensor, unet_fn: Callable[..., Any]) -> torch.Tensor:
         """One UNet call over rows of latents (each row its own stage); returns the denoised rows."""
         R = x.shape[0]
         col = lambda name: coef[:, _COL[name]].view(R, 1, 1, 1)  # noqa: E731
@@ -271,7 +286,7 @@ class StreamEngine:
             if added is not None:
                 added = {"text_embeds": torch.cat([P.neg_pooled.expand(R, -1), added["text_embeds"]]),
                          "time_ids": torch.cat([added["time_ids"], added["time_ids"]])}
-        out = self._unet_fn(model_in, t, encoder_hidden_states=cond, added_cond_kwargs=added,
+        out = unet_fn(model_in, t, encoder_hidden_states=cond, added_cond_kwargs=added,
                             timestep_cond=self._guidance_embedding(P, model_in.shape[0]), return_dict=False)[0]
         out = out.to(torch.float32)
         if P.key.cfg:
@@ -291,26 +306,29 @@ class StreamEngine:
         return col("a_next") * d + col("b_next") * eps
 
     def _forward(self, P: _Program) -> None:
+        """The frame program. Runs eagerly or under capture: it reads only P's static buffers
+        and writes its results into them with copy_ (never rebinding one), and has no host sync."""
         S = P.key.stages
+        unet_fn, encode_fn, decode_fn = self._fns(P)
         if P.key.txt2img:
             x = P.init_sigma * P.noise[0:1]
         else:
-            z = self._latents_from_image(P)
+            z = self._latents_from_image(P, encode_fn)
             x = P.coef[0:1, _COL["a"]].view(1, 1, 1, 1) * z + P.coef[0:1, _COL["b"]].view(1, 1, 1, 1) * P.noise[0:1]
         if S == 1:
-            final = self._denoise(P, x, P.coef)
+            final = self._denoise(P, x, P.coef, unet_fn)
         elif P.key.batched:
             batch = torch.cat([x, P.queue])
-            d = self._denoise(P, batch, P.coef)
+            d = self._denoise(P, batch, P.coef, unet_fn)
             P.queue.copy_(self._next_stage(P, batch[:-1], d[:-1], P.coef[:-1], P.noise[1:]))
             final = d[-1:]
         else:
             for i in range(S):
-                d = self._denoise(P, x, P.coef[i : i + 1])
+                d = self._denoise(P, x, P.coef[i : i + 1], unet_fn)
                 if i < S - 1:
                     x = self._next_stage(P, x, d, P.coef[i : i + 1], P.noise[i + 1 : i + 2])
             final = d
-        img = self._decode_fn(final / self.scaling_factor).to(torch.float32)
+        img = decode_fn(final / self.scaling_factor).to(torch.float32)
         img = (img / 2 + 0.5).clamp(0, 1)
         img = torch.lerp(img, P.prev, P.feedback)
         P.prev.copy_(img)
@@ -323,11 +341,11 @@ class StreamEngine:
         if s is None:
             s = build_schedule(self._scheduler, steps, strength)
             self._schedules[key] = s
+            while len(self._schedules) > 64:
+                self._schedules.popitem(last=False)
+        else:
+            self._schedules.move_to_end(key)
         return s
-
-    @property
-    def _schedule_deterministic(self) -> bool:
-        return self._schedule(1, None).deterministic
 
     def _program(self, key: ProgramKey) -> _Program:
         with self._programs_lock:
@@ -339,10 +357,11 @@ class StreamEngine:
 
     def _fill_for_capture(self, P: _Program, steps: int) -> None:
         """Plausible buffer contents for warm-up and capture (values do not matter to a graph,
-        but NaNs in warm-up would hide nothing either; keep them sane)."""
+        but keep them finite so warm-up exercises the real kernels)."""
         schedule = self._schedule(steps, None if P.key.txt2img else 0.5)
         self._write_coef(P, schedule)
         P.noise.normal_()
+        P.enc_noise.normal_()
         c = self._embeds.get(("", "", P.key.cfg))
         P.cond.copy_(c.embeds)
         if c.negative is not None:
@@ -353,30 +372,51 @@ class StreamEngine:
                 P.neg_pooled.copy_(c.negative_pooled)
 
     def _capture(self, P: _Program, compile_too: bool) -> None:
+        """Warm-up on a side stream, then capture P's frame program into a CUDA graph.
+
+        Runs on the thread that paints frames, between two frames: capturing on one thread
+        while another launches kernels on the same module and buffers would race on P's
+        buffers (and on torch.compile's state). The frame state a viewer sees (the camera
+        image, the last output, the feedback image, the stream batch's frames in flight) is
+        restored afterwards, so preparing at run time shows no glitch."""
         steps = P.key.stages
-        self._fill_for_capture(P, steps)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(3):  # warm-up: cuDNN/cuBLAS choose kernels, torch.compile compiles
+        kept = [t.clone() for t in (P.image, P.out, P.prev, P.queue)]
+        P.compiled = compile_too
+        try:
+            self._fill_for_capture(P, steps)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            # Warm-up: cuDNN/cuBLAS choose kernels, torch.compile compiles and autotunes (a
+            # program already painted eagerly needs less of it).
+            warmups = 3 if (compile_too or P.eager_runs == 0) else 1
+            with torch.cuda.stream(side), torch.inference_mode():
+                for _ in range(warmups):
+                    self._forward(P)
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: another thread's CUDA work (the speech model, say) neither breaks
+            # this capture nor is broken by it. Intermediates live in the graph's private pool;
+            # results leave only through P's static buffers, which were allocated outside it.
+            with torch.inference_mode(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self._forward(P)
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: frames painted eagerly on another thread do not break this capture.
-        with torch.inference_mode(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self._forward(P)
-        torch.cuda.synchronize()
-        P.queue.zero_()
-        P.prev.zero_()
-        P.schedule_key = None
-        P.cond_version = P.noise_version = -1
-        P.primed = False
+            torch.cuda.synchronize()
+        except BaseException:
+            P.compiled = False
+            raise
+        finally:
+            for dst, src in zip((P.image, P.out, P.prev, P.queue), kept):
+                dst.copy_(src)
+            # Inputs were overwritten with placeholders: the next frame writes them all again.
+            P.schedule_key = None
+            P.cond_version = P.noise_version = -1
         P.graph = graph
 
     def _compile(self, progress: Progress) -> bool:
-        if self._compiled:
+        if self._compiled_fns is not None:
             return True
+        if self._compile_failed:
+            return False
         try:
             import os
 
@@ -387,12 +427,12 @@ class StreamEngine:
             inductor_config.fx_graph_cache = True
             progress("compiling the UNet and autoencoder with torch.compile (first start: a few minutes; "
                      "later starts read the inductor cache)")
+            # Not "reduce-overhead": that captures CUDA graphs of its own (cudagraph trees),
+            # which must not nest inside the engine's capture of the whole frame program.
             kw = dict(fullgraph=False, dynamic=False, mode="max-autotune-no-cudagraphs"
                       if os.environ.get("JADONG_AUTOTUNE") == "1" else "default")
-            self._unet_fn = torch.compile(self.unet, **kw)
-            self._encode_fn = torch.compile(self._encode, **kw)
-            self._decode_fn = torch.compile(self._decode, **kw)
-            self._compiled = True
+            self._compiled_fns = (torch.compile(self.unet, **kw), torch.compile(self._encode, **kw),
+                                  torch.compile(self._decode, **kw))
             return True
         except Exception as exc:
             log.warning("torch.compile unavailable (%s); CUDA graphs over eager kernels", exc)
@@ -400,23 +440,26 @@ class StreamEngine:
             return False
 
     def _uncompile(self) -> None:
-        self._unet_fn, self._encode_fn, self._decode_fn = self.unet, self._encode, self._decode
-        self._compiled = False
+        """No more torch.compile for programs prepared from now on (graphs already captured
+        keep their kernels)."""
+        self._compiled_fns = None
+        self._compile_failed = True
 
-    def prepare_program(self, key: ProgramKey, progress: Progress | None = None) -> str:
-        """Captures `key`'s CUDA graph (with torch.compile when asked). Returns how the program
-        runs now: "compile+graph", "graph" or "eager". Never raises: a failure means eager."""
-        progress = progress or (lambda msg: log.info("%s", msg))
+    def prepare_program(self, key: ProgramKey, progress: Progress | None = None, allow_compile: bool = True) -> str:
+        """Captures `key`'s CUDA graph (with torch.compile when asked and allowed). Returns how
+        the program runs now: "compile+graph", "graph" or "eager". Never raises: a failure
+        means eager, and the program is not tried again."""
+        progress = progress or self.progress
         P = self._program(key)
         if P.graph is not None:
-            return self.accel_label
+            return "compile+graph" if P.compiled else "graph"
         mode = self.options.acceleration
-        if self.device != "cuda" or mode == "eager":
+        if not self._can_capture() or P.failed:
             return "eager"
         label = f"{key.stages} step{'s' if key.stages > 1 else ''} {'txt2img' if key.txt2img else 'img2img'}" \
                 f"{' cfg' if key.cfg else ''} {self.width}x{self.height}"
         t0 = time.monotonic()
-        if mode in ("auto", "compile") and self._compile(progress):
+        if allow_compile and mode in ("auto", "compile") and self._compile(progress):
             try:
                 progress(f"preparing {label}: torch.compile + CUDA graph")
                 self._capture(P, compile_too=True)
@@ -430,10 +473,12 @@ class StreamEngine:
                 self.stats.failed.append(f"{label} compile: {type(exc).__name__}: {exc}"[:200])
                 self._uncompile()
                 P.graph = None
+                P.compiled = False
         try:
             progress(f"preparing {label}: CUDA graph")
             self._capture(P, compile_too=False)
-            self.accel_label = "graph"
+            if self.accel_label == "eager":
+                self.accel_label = "graph"
             self.stats.prepared.append(label)
             progress(f"prepared {label} (graph) in {time.monotonic() - t0:.0f} s")
             return "graph"
@@ -441,6 +486,7 @@ class StreamEngine:
             log.warning("CUDA graph capture failed for %s (%s: %s); painting eagerly", label, type(exc).__name__, exc)
             self.stats.failed.append(f"{label} graph: {type(exc).__name__}: {exc}"[:200])
             P.graph = None
+            P.failed = True
             return "eager"
 
     def program_key(self, req: FrameRequest) -> ProgramKey:
@@ -449,28 +495,23 @@ class StreamEngine:
 
     def prepare(self, steps: list[int], txt2img: list[bool], guidance_scale: float = 0.0,
                 progress: Progress | None = None) -> None:
-        """Prepares each (steps, mode) a show allows, before the first frame."""
+        """Prepares each (steps, mode) a show allows, before the first frame (torch.compile
+        is used here only: it may take minutes, while the preview is on screen)."""
         for s in sorted(set(steps)):
             for txt in sorted(set(txt2img)):
                 key = self.program_key(FrameRequest("", steps=s, txt2img=txt, guidance_scale=guidance_scale))
                 self.prepare_program(key, progress)
 
-    def _prepare_later(self, key: ProgramKey) -> None:
-        """A step count nobody prepared: paint eagerly now, prepare it on a side thread."""
-        if self.device != "cuda" or self.options.acceleration == "eager" or key in self._preparing:
-            return
-        if self._preparer is not None and self._preparer.is_alive():
-            return
-        self._preparing.add(key)
+    def _can_capture(self) -> bool:
+        return self.device == "cuda" and self.options.acceleration != "eager"
 
-        def run() -> None:
-            try:
-                self.prepare_program(key)
-            finally:
-                self._preparing.discard(key)
-
-        self._preparer = threading.Thread(target=run, name="engine-prepare", daemon=True)
-        self._preparer.start()
+    def _prepare_now_if_due(self, P: _Program) -> None:
+        """A program nobody prepared: its first frame paints eagerly (cuDNN picks its kernels
+        meanwhile), then, between that frame and the next, its plain CUDA graph is captured on
+        this thread (a fraction of a second; never torch.compile, which would take minutes)."""
+        if P.graph is not None or P.failed or P.eager_runs < 1 or not self._can_capture():
+            return
+        self.prepare_program(P.key, allow_compile=False)
 
     # --- per frame ---------------------------------------------------------------------
     def _write_coef(self, P: _Program, schedule: Schedule) -> None:
@@ -527,12 +568,14 @@ class StreamEngine:
         if self.device == "cuda":
             if self._host_in is None or self._host_in.shape != src.shape:
                 self._host_in = torch.empty(src.shape, dtype=torch.uint8, pin_memory=True)
+            # The pinned buffer is rewritten only after the previous frame's final sync, so the
+            # asynchronous copy out of it has finished by then.
             self._host_in.copy_(src)
-            src = self._host_in.to(self.device, non_blocking=True)
+            src = self._host_in
         if tuple(src.shape) == (self.height, self.width, 3):
-            P.image.copy_(src)
+            P.image.copy_(src, non_blocking=True)  # straight into the static buffer
             return
-        P.image.copy_(fit_on_device(src.to(self.device), self.width, self.height))
+        P.image.copy_(fit_on_device(src.to(self.device, non_blocking=True), self.width, self.height))
 
     def _download(self, P: _Program) -> np.ndarray:
         if self.device != "cuda":
@@ -589,8 +632,7 @@ class StreamEngine:
             raise ValueError(f"steps: expected 1 to {self._noise_rows - 1}, got {req.steps}")
         key = self.program_key(req)
         P = self._program(key)
-        if P.graph is None:
-            self._prepare_later(key)
+        self._prepare_now_if_due(P)
         if P is not self._last_program:
             P.primed = False
         moved = self._update_inputs(P, req, now)
@@ -631,6 +673,7 @@ class StreamEngine:
                 self.stats.graph_frames += 1
             else:
                 self._forward(P)
+                P.eager_runs += 1
                 self.stats.eager_frames += 1
         P.primed = True
         self._last_program = P
