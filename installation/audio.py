@@ -8,14 +8,17 @@ device with the worker backoff.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -293,10 +296,43 @@ class WavFileSource:
 # --- live devices ------------------------------------------------------------------------
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silences what C libraries write straight to file descriptor 2 while PortAudio starts
+    or lists devices: ALSA and its pulse plugin print "XDG_RUNTIME_DIR is invalid or not set"
+    and "Unknown PCM" lines on every machine without a sound server, which would bury the
+    messages that matter. Python's own errors are untouched: they are raised, not printed,
+    and reach the caller after the descriptor is restored."""
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:  # no descriptor 2 at all (a daemon): nothing to silence
+            yield
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _import_sounddevice() -> Any:
     """sounddevice, or AudioUnavailable saying how to get PortAudio."""
     try:
-        import sounddevice  # noqa: PLC0415 - only devices need PortAudio
+        with quiet_native_stderr():  # the import initialises PortAudio
+            import sounddevice  # noqa: PLC0415 - only devices need PortAudio
     except OSError as exc:  # raised at import when libportaudio is not installed
         raise AudioUnavailable(
             f"PortAudio is not installed ({exc}); install it (Debian/Ubuntu: "
@@ -313,15 +349,17 @@ def _refresh_portaudio(sd: Any) -> None:
     server started) later stays invisible until it restarts. Only safe while this process
     has no stream open, which holds when one SoundDeviceSource is being (re)opened."""
     try:
-        sd._terminate()
-        sd._initialize()
+        with quiet_native_stderr():
+            sd._terminate()
+            sd._initialize()
     except Exception as exc:  # a failed refresh leaves the old list, which is still usable
         log.debug("PortAudio refresh failed: %s", exc)
 
 
 def _input_devices(sd: Any) -> list[dict]:
     try:
-        devices = sd.query_devices()
+        with quiet_native_stderr():
+            devices = sd.query_devices()
     except Exception as exc:
         raise AudioUnavailable(f"PortAudio cannot list audio devices ({exc})") from None
     return [dict(d, index=i) for i, d in enumerate(devices) if d.get("max_input_channels", 0) > 0]
