@@ -359,3 +359,97 @@ def test_a_missing_lora_names_itself(tiny_model, tmp_path):
     gen = StreamGenerator(GeneratorConfig(model=str(tiny_model), lora=str(tmp_path / "nope.safetensors")))
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         gen.load()
+
+
+# --- run-time preparation (the CUDA-graph path, with torch.cuda's graph API faked on the CPU) ---
+
+
+class _FakeCuda:
+    """Stands in for torch.cuda's stream and graph API, so the engine's real _capture runs on
+    the CPU: a "captured" graph replays the frame program captured, reading the same static
+    buffers, as a CUDA graph would (and nothing a frame sets in Python after capture)."""
+
+    def __init__(self, engine, monkeypatch) -> None:
+        import contextlib
+
+        self.captured: list = []
+        self.capturing = False
+        fake = self
+        forward = engine._forward
+
+        class Graph:
+            def __init__(self) -> None:
+                self.program = None
+
+            def replay(self) -> None:
+                forward(self.program)
+
+        def spy_forward(P):
+            if fake.capturing:
+                fake.current.program = P
+                fake.captured.append(P.key)
+            forward(P)
+
+        @contextlib.contextmanager
+        def graph(g, capture_error_mode="global"):
+            fake.capturing, fake.current = True, g
+            try:
+                yield
+            finally:
+                fake.capturing = False
+
+        class Stream:
+            def wait_stream(self, other) -> None:
+                pass
+
+        monkeypatch.setattr(engine, "_forward", spy_forward)
+        monkeypatch.setattr(engine, "_can_capture", lambda: True)
+        monkeypatch.setattr(torch.cuda, "Stream", Stream)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Stream())
+        monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+        monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+        monkeypatch.setattr(torch.cuda, "graph", graph)
+
+
+def test_a_step_count_prepared_at_run_time_keeps_the_picture_and_follows_strength(base_pipe, camera, monkeypatch):
+    """An unprepared program paints eagerly once, is captured on the painting thread between
+    two frames (warm-up and capture scribble placeholders into its buffers), and then paints
+    exactly what an engine that never captured paints, through strength and prompt changes."""
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    fast = make_engine(img2img, loud_prompts=True, feedback=0.3, acceleration="graphs")
+    plain = make_engine(img2img, loud_prompts=True, feedback=0.3, acceleration="eager")
+    fake = _FakeCuda(fast, monkeypatch)
+    frames = [camera, camera[::-1].copy(), np.ascontiguousarray(camera[:, ::-1]), camera]
+    reqs = [FrameRequest("a red tree", steps=2, seed=3),
+            FrameRequest("a red tree", steps=2, seed=3),
+            FrameRequest("a red tree", steps=2, seed=3, strength=0.9),  # a strength change after capture
+            FrameRequest("blue ocean", steps=2, seed=5, strength=0.9)]
+    for i, (req, img) in enumerate(zip(reqs, frames)):
+        a, b = plain.frame(req, img, now=float(i)), fast.frame(req, img, now=float(i))
+        assert max_diff(a, b) == 0, i
+        assert fast.stats.graph_frames == (0 if i == 0 else i), fast.stats.failed
+    assert fake.captured == [fast.program_key(reqs[0])]  # captured once, on this thread
+    assert fast.stats.eager_frames == 2  # the first frame filled the stream batch eagerly
+    assert max_diff(plain.frame(reqs[2], camera, now=9.0), plain.frame(reqs[0], camera, now=9.0)) > 2
+
+
+def test_a_failed_capture_paints_eagerly_and_is_not_retried(base_pipe, camera, monkeypatch):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img, acceleration="graphs")
+    calls = []
+
+    def broken_capture(P, compile_too):
+        calls.append(compile_too)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(engine, "_can_capture", lambda: True)
+    monkeypatch.setattr(engine, "_capture", broken_capture)
+    for i in range(4):
+        engine.frame(FrameRequest("x", seed=1), camera)
+    assert calls == [False]  # once, at run time without torch.compile; then eager for good
+    assert engine.stats.eager_frames == 4 and len(engine.stats.failed) == 1
