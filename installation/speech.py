@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import re
 import threading
 import time
@@ -340,6 +341,8 @@ def guard_reason(decoded: Decoded, cfg: SpeechConfig) -> str | None:
     """The layered guards after endpointing: Whisper's own confidence (its rule for "this
     was silence": no-speech probability high *and* the text unsure), text it produced with
     very low confidence, text that repeats itself, then the phrase lists."""
+    if not all(math.isfinite(v) for v in (decoded.no_speech_prob, decoded.avg_logprob, decoded.compression_ratio)):
+        return "no confidence"  # a broken model (NaN scores) must not slip through every comparison
     if decoded.no_speech_prob > cfg.no_speech_threshold and decoded.avg_logprob < cfg.logprob_threshold:
         return "no speech"
     if decoded.avg_logprob < cfg.logprob_threshold - 0.5:
