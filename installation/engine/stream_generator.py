@@ -101,6 +101,7 @@ class StreamGenerator:
         options = EngineOptions(similarity_threshold=cfg.similarity_filter, feedback=cfg.feedback,
                                 stream_batch=cfg.stream_batch, acceleration=cfg.acceleration)
         engine = StreamEngine(parts, cfg.width, cfg.height, options)
+        engine.progress = self._progress  # run-time preparation of a step count says so too
         if cfg.still_image:
             engine.set_still(_read_still(cfg.still_image))
             self._still_loaded = True
