@@ -430,6 +430,9 @@ class SpeechWorker(Worker):
         self._spec: _Speculation | None = None
         self._partial_at_voiced_s = 0.0
         self._partial_shown = False  # a partial of the open utterance reached the caption
+        self.chunks_seen = 0
+        # The clock that says whether this thread keeps up with the microphone (tests drive it).
+        self.clock: Callable[[], float] = time.monotonic
 
     def set_listening(self, on: bool) -> None:
         """Open or close the speech gate (a performer's cue, an OSC message; any thread).
@@ -469,6 +472,7 @@ class SpeechWorker(Worker):
             heard = self._listening and chunk.t >= self._listen_since
         if not heard:
             self.ignored_chunks += 1
+            self.chunks_seen += 1
             self.endpointer.reset()
             self._spec = None
             return
@@ -483,11 +487,12 @@ class SpeechWorker(Worker):
             if self.stopping:
                 return
         if not finished and self.endpointer.in_speech:
-            caught_up = time.monotonic() - (chunk.t + chunk.duration) < self.max_behind_s
+            caught_up = self.clock() - (chunk.t + chunk.duration) < self.max_behind_s
             if caught_up and len(self.audio) == 0:
                 self._ahead()
         elif not self.endpointer.in_speech:
             self._partial_at_voiced_s = 0.0
+        self.chunks_seen += 1
 
     # --- transcribing ahead -----------------------------------------------------------------
     def _ahead(self) -> None:
