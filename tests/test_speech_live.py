@@ -186,3 +186,13 @@ def test_app_moderation_replace_and_drop(tmp_path):
     (m,) = [e for e in ev if e["event"] == "moderated"]
     assert m["action"] == "drop" and m["words"] == ["개새끼가", "bastard"]
     assert not [e for e in ev if e["event"] in ("transcript", "partial", "prompt")]
+
+
+def test_gated_listening_starts_deaf_until_the_performer_opens_it(tmp_path):
+    show = parse_show({"microphone": {"source": "none"}, "speech": {"listen": "gated"},
+                       "osc": {"enabled": False}}, tmp_path / "gated.toml")
+    app = App(show, RunOptions(log_path=tmp_path / "events.jsonl"))
+    assert app.state.listening is False
+    app.control.set_listening(True)  # what /jadong/listen 1 calls
+    assert app.state.listening is True
+    assert App(parse_show({"microphone": {"source": "none"}}), RunOptions()).state.listening is True
