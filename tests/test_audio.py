@@ -279,3 +279,29 @@ def test_mic_worker_reopens_a_lost_device(tone_wav, no_thread_leak):
     assert stop_all([worker], timeout=2.0) == []
     assert errors == [("mic", "unplugged")]
     assert source.closes >= 2  # closed after the loss, and at teardown
+
+
+def test_portaudio_start_up_noise_is_silenced_but_python_errors_are_not(tmp_path):
+    """ALSA prints "XDG_RUNTIME_DIR is invalid" and friends straight to descriptor 2 while
+    PortAudio starts; inside quiet_native_stderr that goes nowhere, and afterwards (and for
+    exceptions raised inside) stderr works as before."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from installation.audio import quiet_native_stderr\n"
+        "with quiet_native_stderr():\n"
+        "    os.write(2, b'error: XDG_RUNTIME_DIR is invalid or not set in the environment.\\n')\n"
+        "os.write(2, b'after\\n')\n"
+        "try:\n"
+        "    with quiet_native_stderr():\n"
+        "        raise ValueError('a Python error')\n"
+        "except ValueError as exc:\n"
+        "    print('caught', exc, file=sys.stderr)\n"
+        "raise SystemExit('the end')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert "XDG_RUNTIME_DIR" not in proc.stderr
+    assert proc.stderr.splitlines() == ["after", "caught a Python error", "the end"]

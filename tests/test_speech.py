@@ -222,6 +222,38 @@ def test_rejection_reason(text, reason):
     assert rejection_reason(text) == reason
 
 
+@pytest.mark.parametrize("text", [
+    "시청해주셔서 감사합니다.", "시청해 주셔서 감사합니다!", "구독과 좋아요 부탁드립니다", "MBC 뉴스 이덕영입니다.",
+    "Thanks for watching!", "Subtitles by the Amara.org community", "ご視聴ありがとうございました",
+])
+def test_known_inventions_in_several_languages(text):
+    assert rejection_reason(text) == "hallucination"
+    assert rejection_reason(text.replace(" ", "")) == "hallucination"  # Korean spacing is free
+
+
+def test_a_show_adds_its_own_phrases():
+    assert rejection_reason("Welcome to the gallery.") is None
+    assert rejection_reason("Welcome to the gallery.", extra=["welcome to the gallery"]) == "hallucination"
+    assert rejection_reason("시청해주셔서 감사합니다 여우 그림") is None  # a real wish that starts like one
+
+
+def test_guard_reason_layers_whisper_confidence():
+    from installation.speech import Decoded, guard_reason
+
+    cfg = SpeechConfig()
+    ok = Decoded(text="a red fox in the snow", no_speech_prob=0.1, avg_logprob=-0.5, compression_ratio=1.1)
+    assert guard_reason(ok, cfg) is None
+    # Whisper's own rule: likely silence *and* an unsure text.
+    assert guard_reason(Decoded(text="a red fox", no_speech_prob=0.8, avg_logprob=-1.2), cfg) == "no speech"
+    assert guard_reason(Decoded(text="a red fox", no_speech_prob=0.8, avg_logprob=-0.3), cfg) is None
+    assert guard_reason(Decoded(text="a red fox", no_speech_prob=0.1, avg_logprob=-1.8), cfg) == "unsure"
+    assert guard_reason(Decoded(text="a red fox", compression_ratio=3.0), cfg) == "repetition"
+    assert guard_reason(Decoded(text="a red fox", avg_logprob=float("nan")), cfg) == "no confidence"
+    assert guard_reason(Decoded(text="Thank you for watching."), cfg) == "hallucination"
+    strict = SpeechConfig(no_speech_threshold=0.3, logprob_threshold=-0.4)
+    assert guard_reason(Decoded(text="a red fox", no_speech_prob=0.4, avg_logprob=-0.5), strict) == "no speech"
+
+
 # --- the speech thread ----------------------------------------------------------------------
 
 
