@@ -475,6 +475,9 @@ class SpeechWorker(Worker):
             self.chunks_seen += 1
             self.endpointer.reset()
             self._spec = None
+            if self._partial_shown:  # the half-heard utterance is forgotten: so is its caption
+                self._partial_shown = False
+                self.out.put(Transcript(text="", final=False, utterance_end_t=chunk.t))
             return
         finished = self.endpointer.feed(chunk)
         for utterance in finished:
