@@ -46,7 +46,8 @@ def _time(fn, frames, count: int, sync) -> list[float]:
     return times
 
 
-def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log=print) -> dict:
+def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log=print,
+        acceleration: str | None = None, size: int | None = None, threads: int | None = None) -> dict:
     import numpy as np
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
@@ -60,7 +61,7 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device cuda: torch {torch.__version__} sees no CUDA GPU")
     if device == "cuda":
-        dtype, size = torch.float16, 512
+        dtype, size = torch.float16, size or 512
         comps = sd_turbo_components("cuda", dtype)
         torch.backends.cudnn.benchmark = True
         comps.unet.to(memory_format=torch.channels_last)
@@ -68,14 +69,19 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
         sync = torch.cuda.synchronize
         name = torch.cuda.get_device_name(0)
     else:
-        dtype, size = torch.float32, 128
+        dtype, size = torch.float32, size or 64
+        # One thread for both sides: on a 2-core box shared with other jobs a second thread
+        # mostly waits for a core, and these tiny ops do not parallelise anyway.
+        torch.set_num_threads(threads or 1)
         folder = ensure_tiny_model(Path(tempfile.gettempdir()) / "jadong-bench-tiny-sd")
         comps = tiny_components(folder)
         sync = lambda: None  # noqa: E731
         import platform
 
         name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    config = f"{comps.description}, {size}x{size}, {str(dtype).removeprefix('torch.')}, 1 step at strength 0.5"
+    accel = acceleration or ("auto" if device == "cuda" else "compile")
+    config = (f"{comps.description}, {size}x{size}, {str(dtype).removeprefix('torch.')}, 1 step at strength 0.5"
+              + (f", {torch.get_num_threads()} CPU thread(s) for both sides" if device == "cpu" else ""))
     log(f"engine bench on {device} ({name}): {config}")
 
     pipe = StableDiffusionImg2ImgPipeline(vae=comps.vae, text_encoder=comps.text_encoder, tokenizer=comps.tokenizer,
@@ -95,8 +101,9 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
         for f in frames[:2]:
             pipeline_frame(f)
         sync()
-        pipe_times = _time(pipeline_frame, frames, pipeline_frames, sync)
-    log(f"pipeline: p50 {statistics.median(pipe_times):.2f} ms over {pipeline_frames} frames")
+        # On the GPU the pipeline is timed before the engine fuses the UNet's projections; on a
+        # shared CPU the two are timed turn about (below), so a busy neighbour slows both alike.
+        pipe_times = _time(pipeline_frame, frames, pipeline_frames, sync) if device == "cuda" else []
 
     if device == "cuda":
         # The engine fuses q/k/v (the pipeline then shares the fused UNet; it was timed first).
@@ -105,7 +112,7 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
         except Exception as exc:
             log(f"fuse_qkv_projections: {exc}")
     parts = parts_from_pipeline(pipe, device=device, dtype=dtype)
-    opts = EngineOptions(similarity_threshold=0.0, acceleration="auto" if device == "cuda" else "eager")
+    opts = EngineOptions(similarity_threshold=0.0, acceleration=accel)
     engines = [StreamEngine(parts, size, size, opts) for _ in range(streams)]
     t0 = time.perf_counter()
     for e in engines:
@@ -122,7 +129,17 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
     for f in frames[: 3 * streams]:
         engine_frame(f)
     sync()
-    eng_times = _time(engine_frame, frames, engine_frames, sync)
+    if device == "cuda":
+        eng_times = _time(engine_frame, frames, engine_frames, sync)
+    else:
+        eng_times = []
+        for i in range(max(pipeline_frames, engine_frames)):
+            if i < pipeline_frames:
+                with torch.inference_mode():
+                    pipe_times += _time(pipeline_frame, frames[i % len(frames):], 1, sync)
+            if i < engine_frames:
+                eng_times += _time(engine_frame, frames[i % len(frames):], 1, sync)
+    log(f"pipeline: p50 {statistics.median(pipe_times):.2f} ms over {len(pipe_times)} frames")
     p50_p, p50_e = statistics.median(pipe_times), statistics.median(eng_times)
     result = {
         "device": device,
@@ -137,6 +154,7 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
         "engine_fps": round(1000.0 / p50_e, 1),
         "ratio": round(p50_p / p50_e, 2),
         "engine_accel": engines[0].accel_label,
+        "engine_acceleration_option": accel,
         "engine_prepare_s": round(prepare_s, 1),
         "engine_prepare_failures": engines[0].stats.failed,
         "frames": {"pipeline": pipeline_frames, "engine": engine_frames},
@@ -152,6 +170,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--pipeline-frames", type=int, default=None)
     p.add_argument("--engine-frames", type=int, default=None)
+    p.add_argument("--acceleration", choices=["auto", "compile", "graphs", "eager"], default=None,
+                   help="the engine's acceleration (default: auto on cuda, compile on cpu)")
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: 512 cuda, 64 cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default 1)")
     args = p.parse_args(argv)
     import torch
 
@@ -161,7 +183,10 @@ def main(argv: list[str]) -> int:
     pf = args.pipeline_frames or (30 if device == "cuda" else 40)
     ef = args.engine_frames or (200 if device == "cuda" else 80)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    res = run(device, args.streams, pf, ef, log=log)
+    if args.size is not None and (args.size < 8 or args.size % 8):
+        p.error(f"--size: expected a multiple of 8, got {args.size}")
+    res = run(device, args.streams, pf, ef, log=log, acceleration=args.acceleration, size=args.size,
+              threads=args.threads)
     if args.json:
         print(json.dumps(res))
     else:

@@ -73,7 +73,10 @@ class EngineOptions:
     similarity_max_skip: int = 10  # ... but paint at least every this many frames
     feedback: float = 0.0  # blend this much of the previous output into each frame (against flicker)
     stream_batch: bool = True  # steps > 1: one batched UNet call per frame
-    acceleration: str = "auto"  # "auto", "compile", "graphs", "eager"
+    # "auto" (CUDA: compile+graph, falling back to graph; CPU: eager), "compile" (CUDA: as auto;
+    # CPU: the whole frame program compiled into one inductor graph at prepare time, ~1 min the
+    # first time, seconds later from the inductor cache), "graphs" (CUDA graphs, no compile), "eager".
+    acceleration: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class _Program:
         # prepared at start-up are compiled: a new shape compiles for minutes, which at run
         # time would freeze the screen.
         self.compiled = False
+        # CPU: the whole frame program as one torch.compile'd graph (acceleration="compile").
+        self.cpu_fn: Callable[[], None] | None = None
         self.failed = False  # capture failed once: paint eagerly, do not retry every frame
         self.eager_runs = 0
         # Host-side memory of what is in the buffers, so unchanged ones are not rewritten.
@@ -453,7 +458,11 @@ class StreamEngine:
         P = self._program(key)
         if P.graph is not None:
             return "compile+graph" if P.compiled else "graph"
+        if P.cpu_fn is not None:
+            return "compile"
         mode = self.options.acceleration
+        if self._can_compile_on_cpu() and allow_compile and not P.failed:
+            return self._prepare_cpu(P, progress)
         if not self._can_capture() or P.failed:
             return "eager"
         label = f"{key.stages} step{'s' if key.stages > 1 else ''} {'txt2img' if key.txt2img else 'img2img'}" \
@@ -501,6 +510,58 @@ class StreamEngine:
             for txt in sorted(set(txt2img)):
                 key = self.program_key(FrameRequest("", steps=s, txt2img=txt, guidance_scale=guidance_scale))
                 self.prepare_program(key, progress)
+
+    def _label(self, key: ProgramKey) -> str:
+        return (f"{key.stages} step{'s' if key.stages > 1 else ''} {'txt2img' if key.txt2img else 'img2img'}"
+                f"{' cfg' if key.cfg else ''} {self.width}x{self.height}")
+
+    def _can_compile_on_cpu(self) -> bool:
+        return self.device == "cpu" and self.options.acceleration == "compile"
+
+    def _prepare_cpu(self, P: _Program, progress: Progress) -> str:
+        """CPU: compiles P's whole frame program (pre-processing, encode, UNet, scheduler step,
+        decode, post-processing) into one inductor graph, so a frame is one call into generated
+        C++ plus the convolution/GEMM library calls, instead of ~300 module calls. Runs two
+        warm-up frames on placeholder inputs (restoring the frame state afterwards). Any
+        failure: eager, not retried. Never raises."""
+        import os
+
+        label = self._label(P.key)
+        t0 = time.monotonic()
+        kept = [t.clone() for t in (P.image, P.out, P.prev, P.queue)]
+        try:
+            os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+            cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or "the default inductor cache"
+            progress(f"preparing {label}: torch.compile on the CPU (first start about a minute; "
+                     f"later starts read {cache})")
+            forward = self._forward
+            # Guards on the modules' Python attributes are skipped: checking ~300 modules costs
+            # ~0.7 ms a frame, and the engine never restructures them after prepare (weights
+            # are graph inputs, so values changed in place are still read; a LoRA is loaded
+            # before the engine is built).
+            compiled = torch.compile(lambda prog: forward(prog), fullgraph=True, dynamic=False,
+                                     options={"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe})
+            self._fill_for_capture(P, P.key.stages)
+            with torch.inference_mode():
+                for _ in range(2):
+                    compiled(P)
+            P.cpu_fn = lambda: compiled(P)
+            self.accel_label = "compile"
+            self.stats.prepared.append(label)
+            progress(f"prepared {label} (compile) in {time.monotonic() - t0:.0f} s")
+            return "compile"
+        except Exception as exc:
+            log.warning("torch.compile failed for %s (%s: %s); painting eagerly", label, type(exc).__name__, exc)
+            self.stats.failed.append(f"{label} compile: {type(exc).__name__}: {exc}"[:200])
+            progress(f"torch.compile failed for {label}; painting eagerly")
+            P.cpu_fn = None
+            P.failed = True
+            return "eager"
+        finally:
+            for dst, src in zip((P.image, P.out, P.prev, P.queue), kept):
+                dst.copy_(src)
+            P.schedule_key = None
+            P.cond_version = P.noise_version = -1
 
     def _can_capture(self) -> bool:
         return self.device == "cuda" and self.options.acceleration != "eager"
@@ -670,6 +731,9 @@ class StreamEngine:
         for _ in range(runs):
             if P.graph is not None:
                 P.graph.replay()
+                self.stats.graph_frames += 1
+            elif P.cpu_fn is not None:
+                P.cpu_fn()
                 self.stats.graph_frames += 1
             else:
                 self._forward(P)
