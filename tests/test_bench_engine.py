@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_engine_bench_json_has_the_documented_keys():
     proc = subprocess.run(
         [sys.executable, "-m", "installation.bench", "engine", "--device", "cpu", "--json",
-         "--pipeline-frames", "2", "--engine-frames", "3"],
+         "--pipeline-frames", "2", "--engine-frames", "3", "--acceleration", "eager"],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -24,7 +24,8 @@ def test_engine_bench_json_has_the_documented_keys():
     assert res["device"] == "cpu" and res["pipeline_p50_ms"] > 0 and res["engine_p50_ms"] > 0
     assert res["ratio"] == round(res["pipeline_p50_ms"] / res["engine_p50_ms"], 2) or abs(
         res["ratio"] - res["pipeline_p50_ms"] / res["engine_p50_ms"]) < 0.02
-    assert "128x128" in res["config"] and res["engine_accel"] == "eager"
+    assert "64x64" in res["config"] and "1 CPU thread" in res["config"] and res["engine_accel"] == "eager"
+    assert res["engine_acceleration_option"] == "eager"
 
 
 def test_bench_dispatcher_names_unknown_benchmarks():

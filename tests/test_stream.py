@@ -120,6 +120,57 @@ def test_one_step_frames_equal_the_diffusers_pipelines(base_pipe, camera, schedu
     assert max_diff(other, to_u8(ref)) > 2
 
 
+def test_cpu_compiled_frames_equal_the_diffusers_pipeline(base_pipe, camera):
+    """The CPU acceleration the benchmark uses (acceleration="compile": the whole frame program
+    as one inductor graph) keeps the contract. The first run compiles for about a minute; later
+    runs read the inductor cache."""
+    from PIL import Image
+
+    from installation.engine.schedulers import img2img_steps
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "tiny")  # the bench's kind: Euler, TAESD-shaped
+    engine = make_engine(img2img, loud_prompts=True, acceleration="compile")
+    messages: list[str] = []
+    engine.prepare([1], [False], progress=messages.append)
+    assert engine.accel_label == "compile" and not engine.stats.failed, engine.stats.failed
+    assert any("torch.compile" in m for m in messages)
+    prompt = "a red tree in the snow"
+    embeds = img2img.encode_prompt(prompt, "cpu", 1, False)[0] * 40.0
+    before = engine.stats.graph_frames
+    for strength in (0.5, 0.3):  # a strength change moves only buffer values: no recompile
+        ref = img2img(prompt_embeds=embeds, image=Image.fromarray(camera), strength=strength,
+                      num_inference_steps=img2img_steps(1, strength), guidance_scale=0.0,
+                      generator=torch.Generator().manual_seed(7), output_type="np").images[0]
+        out = engine.frame(FrameRequest(prompt, steps=1, strength=strength, seed=7), camera)
+        assert out.std() > 1
+        assert max_diff(out, to_u8(ref)) <= 2, strength
+    assert engine.stats.graph_frames == before + 2  # both frames ran the compiled program
+    # It can fail: another seed's noise is another picture.
+    other = engine.frame(FrameRequest(prompt, steps=1, strength=0.3, seed=8), camera)
+    assert max_diff(other, to_u8(ref)) > 0
+
+
+def test_cpu_compile_failure_paints_eagerly(base_pipe, camera, monkeypatch):
+    from installation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "tiny")
+    engine = make_engine(img2img, acceleration="compile")
+    plain = make_engine(img2img)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    messages: list[str] = []
+    engine.prepare([1], [False], progress=messages.append)
+    assert engine.accel_label == "eager" and "no C++ compiler" in engine.stats.failed[0]
+    assert any("painting eagerly" in m for m in messages)
+    req = FrameRequest("moon", steps=1, strength=0.5, seed=3)
+    assert np.array_equal(engine.frame(req, camera), plain.frame(req, camera))
+    assert engine.stats.eager_frames == 1
+
+
 def test_two_steps_sequential_equal_the_pipeline_and_stream_batch_lags_one_frame(base_pipe, camera):
     from PIL import Image
 
