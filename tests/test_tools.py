@@ -28,7 +28,7 @@ def test_check_reports_models_licences_and_inputs():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "stabilityai/sd-turbo" in out and "licence:" in out and "Stability AI" in out
-    assert "tiny.en" in out and "bundled" in out
+    assert "tiny.en" in out and "on disk" in out
     assert "camera: show uses 'assets/demo_loop.mp4'" in out
 
 
