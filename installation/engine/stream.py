@@ -540,8 +540,11 @@ class StreamEngine:
             # Guards on the modules' Python attributes are skipped: checking ~300 modules costs
             # ~0.7 ms a frame, and the engine never restructures them after prepare (weights
             # are graph inputs, so values changed in place are still read; a LoRA is loaded
-            # before the engine is built).
+            # before the engine is built). isolate_recompiles: this program's compiled entry is
+            # its own, so another engine in the process (another model, with those guards gone)
+            # can never pick it up.
             compiled = torch.compile(lambda prog: forward(prog), fullgraph=True, dynamic=False,
+                                     isolate_recompiles=True,
                                      options={"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe})
             self._fill_for_capture(P, P.key.stages)
             with torch.inference_mode():
