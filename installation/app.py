@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -51,7 +52,10 @@ class App:
         self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None
         self.presenter = None
-        self._pending_show: Show | None = None
+        self._pending_show: tuple[Show, tuple[str, int] | None] | None = None
+        self._signal: int | None = None
+        self._status_targets: list[tuple[str, int]] = []
+        self._hud_refresh_t = 0.0
         self.supervisor = Supervisor(self.stage_of, self.restart_stage, self.on_event)
         self._last_status_t = 0.0
         self._init_show(show)
@@ -90,13 +94,16 @@ class App:
         if event == "osc":
             self._osc_log.write(str(fields.get("address", "")), **fields)
             return
-        if event == "error" and fields.get("source") == "osc":
-            self._osc_errors.write(str(fields.get("address", "")), stage="osc", **fields)
+        if event == "error" and fields.get("source") in ("osc", "control"):
+            fields.setdefault("stage", "osc")
+            self._osc_errors.write(str(fields.get("address", "")), **fields)
             return
         self.events.write(event, **fields)
 
     def on_worker_error(self, stage: str, exc: BaseException) -> None:
-        self.events.write("error", stage=stage, reason=f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+        self.events.write("error", stage=stage, reason=reason)
+        self.control.state.last_error = f"{stage}: {reason}"[:200]  # one assignment: safe from any thread
 
     # --- building -----------------------------------------------------------------------
     def _build_camera(self) -> None:
@@ -179,6 +186,8 @@ class App:
                                    record_fps=min(self.options.record_fps, self.show.display.fps))
         self.presenter.open()
         self.presenter.set_idle(self._serve_controls_until)
+        if self.options.record is not None and self.presenter.recording_error:
+            self.events.write("error", stage="recording", reason=self.presenter.recording_error)
         if self.presenter.mode != self.show.display.mode:
             reason = self.presenter.mode_note or "no display available; running headless"
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode, reason=reason)
@@ -195,13 +204,17 @@ class App:
         channels stay, so the other stages and the screen never notice more than a pause."""
         builders = {"camera": self._build_camera, "speech": self._build_speech, "generator": self._build_generator}
         old = [w for w in self.workers if self.stage_of(w) == stage]
+        kept = [w for w in self.workers if w not in old]
+        self.workers = list(kept)
+        try:
+            builders[stage]()
+        except Exception:
+            self.workers = kept + old  # nothing replaced: the old ones stay watched, the next check retries
+            raise
         for w in old:
             w.stop()  # not joined: a stalled thread may never return; it is a daemon
-            self.workers.remove(w)
-        before = set(self.workers)
-        builders[stage]()
         for w in self.workers:
-            if w not in before:
+            if w not in kept:
                 w.start()
 
     def _build_inputs_and_generator(self) -> None:
@@ -249,15 +262,35 @@ class App:
         self.events.write("quit", source=source, sender=sender)
         self.stop_event.set()
 
-    def request_show(self, path: Path) -> None:
+    def request_show(self, path: Path, sender: tuple[str, int] | None = None) -> None:
         """Load another show between two frames; a broken one is refused and nothing changes."""
-        self._pending_show = load_show(path)  # ShowError reaches the sender as /jadong/error
+        self._pending_show = (load_show(path), sender)  # ShowError reaches the sender as /jadong/error
 
-    def _switch_show(self, show: Show) -> None:
-        hung = stop_all(self.workers, timeout=8.0)
-        if hung:
-            self.events.write("error", stage="show", reason=f"threads did not stop for the new show: {hung}")
-        # The screen, the recording and the OSC port carry over; the rest is the new show's.
+    def _switch_show(self, show: Show, sender: tuple[str, int] | None = None) -> None:
+        """The screen, the recording and the OSC server carry over; the rest is the new show's.
+        If the new show cannot be built, the old one is built again and the sender is told."""
+        old_show, old_workers, blackout = self.show, self.workers, self.state.blackout
+        for w in old_workers:
+            w.stop()
+        # Joined off the main thread: the picture keeps moving while a camera closes.
+        threading.Thread(target=self._join_retired, args=(old_workers,), name="retire", daemon=True).start()
+        try:
+            self._start_show(show)
+        except Exception as exc:
+            reason = f"show {show.show.name!r} could not start ({type(exc).__name__}: {exc}); back to {old_show.show.name!r}"
+            log.exception("show switch failed")
+            self.on_event("error", stage="show", reason=reason)
+            if sender is not None:
+                self.reply(sender, "/jadong/error", "/jadong/show", reason)
+            stop_all(self.workers, timeout=2.0)
+            try:
+                self._start_show(old_show)
+            except Exception as again:  # the screen holds its last frame; staff see why
+                log.exception("restarting the previous show failed")
+                self.on_event("error", stage="show", reason=f"the previous show could not start again either: {again}")
+        self.state.blackout = blackout  # the screen still shows what the performer set
+
+    def _start_show(self, show: Show) -> None:
         presenter = self.presenter
         show = show.model_copy(deep=True)
         if presenter is not None:
@@ -269,7 +302,13 @@ class App:
         self._init_show(show)
         self.events.write("show", name=show.show.name, path=show.path)
         self.publish_prompt(self.state.prompt)
+        self._resolve_status_targets()
         self._build_inputs_and_generator()
+
+    def _join_retired(self, workers: list[Worker]) -> None:
+        hung = stop_all(workers, timeout=10.0)
+        if hung:
+            self.on_event("error", stage="show", reason=f"threads of the previous show did not stop: {hung}")
 
     # --- speech -------------------------------------------------------------------------------
     def handle_transcript(self, transcript: Transcript) -> None:
@@ -352,13 +391,24 @@ class App:
             lines.append(f"last error: {self.state.last_error[:80]}")
         return lines
 
+    def _resolve_status_targets(self) -> None:
+        """Host names in status_targets are looked up once, here, never on the display's path
+        (a slow resolver would freeze the picture)."""
+        self._status_targets = []
+        for host, port in self.show.osc.status_addresses():
+            try:
+                info = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+                self._status_targets.append((info[0][4][0], port))
+            except OSError as exc:
+                self.on_event("error", stage="osc", reason=f"status target {host}:{port} cannot be resolved: {exc}")
+
     def _push_status(self, now: float) -> None:
         cfg = self.show.osc
-        if self.osc is None or not cfg.status_targets or now - self._last_status_t < 1.0 / cfg.status_hz:
+        if self.osc is None or not self._status_targets or now - self._last_status_t < 1.0 / cfg.status_hz:
             return
         self._last_status_t = now
         values = self.control.status_values()
-        for target in cfg.status_addresses():
+        for target in self._status_targets:
             self.osc.send_bundle(target, values)
 
     # --- running ---------------------------------------------------------------------------
@@ -367,7 +417,9 @@ class App:
             return
 
         def handler(signum, _frame):
-            self.events.write("signal", signal=signal.Signals(signum).name)
+            # Only flags: the handler runs between two bytecodes of the main thread, which may
+            # hold the event log's lock at that moment; the event is written after the loop.
+            self._signal = signum
             self.stop_event.set()
 
         signal.signal(signal.SIGINT, handler)
@@ -377,6 +429,7 @@ class App:
         self.events.write("start", show=self.show.show.name, path=self.show.path,
                           process_start_mono=self.options.started_mono)
         self._build_display()
+        self._resolve_status_targets()
         self._build_inputs_and_generator()
         self._build_osc()
         self.events.write("prompt", text=self.state.prompt.text, source="show",
@@ -407,8 +460,8 @@ class App:
         for control in self.controls.drain():
             self._apply(control)
         if self._pending_show is not None:
-            show, self._pending_show = self._pending_show, None
-            self._switch_show(show)
+            (show, sender), self._pending_show = self._pending_show, None
+            self._switch_show(show, sender)
 
     def loop(self) -> None:
         assert self.presenter is not None
@@ -431,13 +484,18 @@ class App:
             if gw is not None and gw.label != last_label:
                 last_label = gw.label
                 self.presenter.set_label(gw.label)
-            if self.presenter.hud_visible:
+            if self.presenter.hud_visible and time.monotonic() - self._hud_refresh_t >= 0.5:
+                self._hud_refresh_t = time.monotonic()
                 self.presenter.set_hud(self.hud_lines())
             self.presenter.render()
             now = time.monotonic()
             self._push_status(now)
-            for problem in self.supervisor.check(self.workers, now):
-                self.state.last_error = f"{problem.worker} {problem.kind}"
+            problems_before = self.supervisor.problems
+            problems = self.supervisor.check(self.workers, now)
+            if problems and problems != problems_before:
+                self.state.last_error = "; ".join(f"{p.worker} {p.kind}" for p in problems)
+            self._osc_log.tick()
+            self._osc_errors.tick()
 
             if frame is not None and not first_frame_logged and self.presenter.first_frame_t is not None:
                 first_frame_logged = True
@@ -472,6 +530,8 @@ class App:
             self.start()
             self.loop()
         finally:
+            if self._signal is not None:
+                self.events.write("signal", signal=signal.Signals(self._signal).name)
             hung = self.shutdown()
         return 1 if hung else 0
 

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .messages import Control, GenerationParams, Prompt
 from .prompting import clean_words
-from .show import PROJECT_ROOT, SHOWS_DIR, Cue, Show, ShowError, load_show
+from .show import PROJECT_ROOT, SHOWS_DIR, Cue, ShowError
 
 if TYPE_CHECKING:  # the app is passed in; importing it here would be circular
     from .app import App
@@ -52,7 +52,6 @@ class ShowState:
     caption_text: str = ""
     last_transcript: str = ""
     last_error: str = ""
-    captures: list[str] = field(default_factory=list)
 
 
 def shows_available() -> list[str]:
@@ -75,7 +74,6 @@ class ShowControl:
 
     def __init__(self, app: "App") -> None:
         self.app = app
-        show = app.show
         self.state = ShowState(prompt=app.prompter.initial(), params=app.initial_params())
         self.state.listening = app.listening_at_start()
         self._setters: dict[str, Callable[[Control], None]] = {
@@ -93,7 +91,7 @@ class ShowControl:
             "/jadong/cue/go": lambda c: self.go_cue(c.args[0]),
             "/jadong/cue/next": lambda c: self.step_cue(+1),
             "/jadong/cue/prev": lambda c: self.step_cue(-1),
-            "/jadong/show": lambda c: self.app.request_show(resolve_show_name(c.args[0])),
+            "/jadong/show": lambda c: self.app.request_show(resolve_show_name(c.args[0]), c.sender),
             "/jadong/listen": lambda c: self.set_listening(c.args[0]),
             "/jadong/freeze": lambda c: self.set_freeze(c.args[0]),
             "/jadong/blackout": lambda c: self.set_blackout(c.args[0]),
@@ -126,7 +124,6 @@ class ShowControl:
             "/jadong/caption/text": lambda: (self.state.caption_text,),
             "/jadong/hud": lambda: (int(bool(self.app.presenter_value("hud_visible", False))),),
         }
-        self._show = show
 
     # --- dispatch ---------------------------------------------------------------------
     @property
@@ -153,10 +150,15 @@ class ShowControl:
             setter(control)
         except (ControlError, ShowError) as exc:
             self.refuse(control, str(exc))
+        except Exception as exc:  # a bug here must cost one control, never the show
+            log.exception("control %s failed", address)
+            self.refuse(control, f"could not be done: {type(exc).__name__}: {exc}")
 
     def refuse(self, control: Control, reason: str) -> None:
         self.state.last_error = f"{control.address}: {reason}"
-        self.app.events.write("error", stage="control", address=control.address, reason=reason)
+        # Through the app's flood limiter: a controller hammering a refused address must not
+        # write a log line per message.
+        self.app.on_event("error", source="control", stage="control", address=control.address, reason=reason)
         if control.sender is not None:
             self.app.reply(control.sender, "/jadong/error", control.address, reason)
 
@@ -170,8 +172,8 @@ class ShowControl:
         st = self.state
         words = clean_words(st.words)
         if not words:
-            prompt = self.app.prompter.initial()
-            prompt = replace(prompt, negative=st.prompt.negative if source != "show" else prompt.negative)
+            # The show's initial words, with the negative prompt cues and OSC have set.
+            prompt = replace(self.app.prompter.initial(), negative=st.prompt.negative)
         else:
             text = self.template().format(speech=words) if st.templated else words
             prompt = Prompt(text=text, negative=st.prompt.negative, source=source, caption=caption)
@@ -193,8 +195,10 @@ class ShowControl:
         self.paint("osc")
 
     def clear_prompt(self) -> None:
+        """Back to the show's initial prompt, negative prompt included."""
         self.state.words = ""
         self.state.templated = False
+        self.state.prompt = replace(self.state.prompt, negative=self.app.show.prompt.negative)
         self.paint("show")
 
     def set_negative(self, text: str) -> None:
@@ -311,12 +315,15 @@ class ShowControl:
             raise ControlError("no generated frame on screen yet")
         import cv2  # only when asked: keeps the control module light
 
-        CAPTURES_DIR.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
         path = CAPTURES_DIR / f"{stamp}.png"
         image = np.ascontiguousarray(frame.image[:, :, ::-1])
-        if not cv2.imwrite(str(path), image):
-            raise ControlError(f"could not write {path}")
+        try:
+            CAPTURES_DIR.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), image):
+                raise OSError("the image encoder refused it")
+        except (OSError, cv2.error) as exc:  # a full or read-only disk: say so, lose nothing else
+            raise ControlError(f"could not write {path}: {exc}") from None
         meta = {
             "image": path.name,
             "prompt": frame.prompt.text,
@@ -329,8 +336,11 @@ class ShowControl:
             "show": self.app.show.show.name,
             "cue": self.cue_name(),
         }
-        path.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-        self.state.captures.append(str(path))
+        try:
+            path.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # an image without its words would break traceability
+            raise ControlError(f"could not write {path.with_suffix('.json')}: {exc}") from None
         self.app.events.write("capture", path=path, prompt=frame.prompt.text, generator=frame.generator)
         if sender is not None:
             self.app.reply(sender, "/jadong/capture", str(path))

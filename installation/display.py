@@ -445,8 +445,8 @@ class Presenter:
         """The visitor's words; "" hides them. Setting the same text again does not restart
         the caption's timer."""
         text = text or ""
-        if text == self._caption_text:
-            return
+        if text == self._caption_text and self._caption_surface is not None:
+            return  # still on screen: its timer runs on (a faded-out caption shows again)
         self._caption_text = text
         self._caption_t = self._clock()
         self._caption_surface = None

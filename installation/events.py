@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,8 +43,12 @@ class EventLog:
         self._file: TextIO | None = None
         self._also = also
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8", buffering=1)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = path.open("a", encoding="utf-8", buffering=1)
+            except OSError as exc:  # a read-only or full disk must not stop the show
+                log.error("event log %s cannot be written (%s); events go to the console only", path, exc)
+                self._also = self._also or sys.stderr
 
     def write(self, event: str, **fields: Any) -> dict:
         record = {
@@ -114,6 +119,17 @@ class FloodSummary:
         self._suppressed = 0
         self._suppressed_by = {}
         return summary
+
+    def tick(self) -> None:
+        """Write the summary of a window that has closed, even if no event came after it
+        (called from the main loop), so a flood's summary never waits for the next message."""
+        with self._lock:
+            t = time.monotonic()
+            if t - self._window_start < self._window_s or not self._suppressed:
+                return
+            summary = self._take_summary(t)
+        if summary:
+            self._log.write(f"{self._event}_flood", **summary)
 
     def flush(self) -> None:
         with self._lock:

@@ -53,7 +53,13 @@ def _missing_engine_packages() -> list[str]:
 def choose_generator(cfg: GeneratorConfig, model_override: str | None = None) -> tuple[Generator, str]:
     """The generator to run and why. Never raises for a missing model or engine: the show runs
     on the preview instead and its label says why and how to fix it."""
-    gen, reason = _choose(cfg, model_override)
+    try:
+        gen, reason = _choose(cfg, model_override)
+    except Exception as exc:  # e.g. a model id the hub's validator refuses ("org/name.")
+        model = (model_override or cfg.model).strip()
+        reason = f"model {model!r} cannot be used: {type(exc).__name__}: {exc}"
+        label = f"Preview: generator.model {model!r} is not a usable model id or folder — check the show file"
+        gen = PreviewGenerator(cfg.width, cfg.height, reason=label[:160])
     try:
         gen.reason = reason  # type: ignore[attr-defined]  (read by GeneratorWorker's start event)
     except AttributeError:
@@ -179,6 +185,8 @@ class GeneratorWorker(Worker):
             self._event(name=self.primary.name, model=self.primary.model, state="ready",
                         reason=self.reason, label=self.primary.label)
 
+    reload_backoff_s = (30.0, 60.0, 120.0, 300.0, 600.0)
+
     def _load_primary(self) -> None:
         t0 = time.monotonic()
         if hasattr(self.primary, "progress_callback"):
@@ -188,17 +196,28 @@ class GeneratorWorker(Worker):
                     self.fallback.label = f"Preview while {self.primary.model} loads: {msg}"[:160]
 
             self.primary.progress_callback = progress  # type: ignore[attr-defined]
-        try:
-            self.primary.load()
-        except BaseException as exc:  # anything, even a SystemExit from a native library
-            error = f"{type(exc).__name__}: {exc}"
-            self._primary_failed = True
-            self.fallback.label = failed_model_label(self.primary.model, error)
-            if not self.stopping:
+        attempt = 0
+        while True:
+            try:
+                self.primary.load()
+                break
+            except BaseException as exc:  # anything, even a SystemExit from a native library
+                error = f"{type(exc).__name__}: {exc}"
+                self._primary_failed = True
+                self.fallback.label = failed_model_label(self.primary.model, error)
+                if self.stopping:
+                    return
+                # A load can fail for a passing reason (GPU memory still held by a process that
+                # is shutting down, a driver hiccup): try again, less and less often.
+                retry_s = self.reload_backoff_s[min(attempt, len(self.reload_backoff_s) - 1)]
+                attempt += 1
                 self.report(exc if isinstance(exc, Exception) else RuntimeError(error))
                 self._event(name=self.fallback.name, model="", state="load_failed",
-                            reason=f"{self.primary.model} failed to load: {error}", label=self.fallback.label)
-            return
+                            reason=f"{self.primary.model} failed to load: {error}", label=self.fallback.label,
+                            retry_s=retry_s)
+                if self.stop_event.wait(retry_s):
+                    return
+        self._primary_failed = False
         if hasattr(self.primary, "progress_callback"):
             self.primary.progress_callback = None  # type: ignore[attr-defined]
             self.fallback.label = ""

@@ -54,7 +54,8 @@ class Supervisor:
                 continue
             if w.ident is not None and not st.alive:
                 found.append(Problem(self._stage_of(w), w.name, "died", st.seconds_since_beat))
-            elif st.seconds_since_beat > self.stall_s:
+            elif st.seconds_since_beat > self.stall_s and w.ready:
+                # A worker still in setup (loading a large model) has no loop turns to beat on.
                 found.append(Problem(self._stage_of(w), w.name, "stalled", st.seconds_since_beat))
         return found
 

@@ -73,6 +73,7 @@ class Worker(threading.Thread):
         self._errors = 0
         self._consecutive_errors = 0
         self._last_error = ""
+        self._last_report_t = -1e9
         self._ready = False
 
     # --- to override -------------------------------------------------------------------
@@ -100,10 +101,24 @@ class Worker(threading.Thread):
         """Sleep unless asked to stop; True if a stop came."""
         return self.stop_event.wait(seconds)
 
+    @property
+    def ready(self) -> bool:
+        """setup() has finished (and not been undone by a failure)."""
+        return self._ready
+
+    repeat_report_s = 300.0  # the same error again within this is counted, not reported again
+
     def report(self, exc: BaseException) -> None:
         self._errors += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        log.warning("%s: %s", self.name, self._last_error)
+        message = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        repeated = message == self._last_error and now - self._last_report_t < self.repeat_report_s
+        self._last_error = message
+        if repeated:  # an unplugged device retried every few seconds must not fill the log
+            log.debug("%s: %s (again)", self.name, message)
+            return
+        self._last_report_t = now
+        log.warning("%s: %s", self.name, message)
         log.debug("%s traceback:\n%s", self.name, "".join(traceback.format_exception(exc)))
         if self._on_error is not None:
             try:

@@ -134,7 +134,8 @@ def _app(tmp_path, **show_changes) -> App:
     show.osc.port = 0
     show.microphone.source = "none"
     show.camera.paced = True
-    return App(show, RunOptions(log_path=tmp_path / "events.jsonl"))
+    # A time limit, so a failure to start the OSC sender ends the test instead of hanging it.
+    return App(show, RunOptions(log_path=tmp_path / "events.jsonl", seconds=60))
 
 
 def test_osc_quit_stops_everything(tmp_path, no_thread_leak):

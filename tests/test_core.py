@@ -5,7 +5,6 @@ import threading
 import time
 
 from installation.events import EventLog, FloodSummary
-from installation.messages import Transcript
 from installation.prompting import Prompter, clean_words
 from installation.show import PromptConfig
 from installation.worker import RateMeter, Worker, stop_all
@@ -115,12 +114,24 @@ def test_flood_is_summarised(tmp_path):
     assert summary[0]["by"] == {"/jadong/strength": 995}
 
 
-def test_prompter_fills_template_and_keeps_caption():
-    p = Prompter(PromptConfig(template="{speech}, ink wash painting"))
-    prompt = p.from_speech(Transcript(text="  A red fox in the snow. ", language="en"))
-    assert prompt.text == "A red fox in the snow, ink wash painting"
-    assert prompt.caption == "A red fox in the snow" and prompt.source == "speech"
-    ko = p.from_speech(Transcript(text="눈 속의 빨간 여우", language="ko", english="A red fox in the snow"))
-    assert ko.text.startswith("A red fox in the snow") and ko.caption == "눈 속의 빨간 여우"
-    assert p.from_speech(Transcript(text=" ... ")) is None
+def test_prompt_words_are_cleaned_and_the_show_starts_with_its_initial_prompt():
+    assert clean_words("  A red fox in the snow. ") == "A red fox in the snow"
     assert clean_words("hello   world!!") == "hello world"
+    assert clean_words("눈 속의 빨간 여우。") == "눈 속의 빨간 여우"
+    assert clean_words(" ... ") == ""
+    start = Prompter(PromptConfig(template="{speech}, woodcut", initial="an empty stage", negative="blurry")).initial()
+    assert (start.text, start.negative, start.source) == ("an empty stage", "blurry", "show")
+
+
+def test_a_repeated_error_is_counted_but_reported_once_per_interval():
+    errors = []
+    w = Counting(fail_on={2, 3, 4}, on_error=lambda name, exc: errors.append(str(exc)))
+    w.backoff_s = (0.01,)
+    w.report(RuntimeError("camera gone"))
+    w.report(RuntimeError("camera gone"))
+    w.report(RuntimeError("another reason"))
+    assert errors == ["camera gone", "another reason"]
+    assert w.status().errors == 3
+    w.repeat_report_s = 0.0
+    w.report(RuntimeError("another reason"))
+    assert errors[-1] == "another reason" and len(errors) == 3

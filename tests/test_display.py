@@ -270,11 +270,15 @@ def test_setting_the_same_caption_again_does_not_restart_it(presenter):
     p.render()
     plain = p.screenshot()
     p.set_caption("again")
-    for _ in range(5):
+    for _ in range(4):  # set again while it shows: the 1 s hold + 1 s fade are not extended
         p.set_caption("again")
         clock.t += 0.5
         p.render()
     assert _changed(p.screenshot(), plain).sum() == 0
+    p.set_caption("again")  # the same words after it faded out (a visitor repeating a wish) show again
+    clock.t += 0.5
+    p.render()
+    assert _changed(p.screenshot(), plain).sum() > 0
     p.set_caption("")
     p.set_caption("again")  # a new utterance after a clear shows again
     clock.t += 0.5

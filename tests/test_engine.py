@@ -273,6 +273,8 @@ def test_nothing_outside_the_engine_pulls_in_torch():
     code = (
         "import sys\n"
         "import installation.engine.models, installation.generation, installation.preview\n"
+        "import installation.app, installation.cli, installation.control, installation.osc, installation.display\n"
+        "import installation.camera, installation.audio, installation.speech, installation.harness\n"
         "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -276,7 +276,9 @@ def test_a_generate_that_raises_is_reported_and_the_worker_goes_on(no_thread_lea
             rig.camera.put(camera_frame(i))
             _, v = rig.next_frame(v, where=lambda f: f.generator == "flaky")
         assert flaky.calls == 7  # five frames and the two failed tries
-        assert len(rig.errors) == 2
+        # The same error twice is counted twice but reported once (an error repeating every
+        # few seconds must not fill the event log).
+        assert len(rig.errors) == 1
         assert all("illegal memory access" in str(exc) for _, exc in rig.errors)
         assert worker.status().errors == 2 and worker.is_alive()
         assert "degraded" not in rig.states()  # two in a row is below degrade_after
@@ -294,7 +296,7 @@ def test_a_primary_that_keeps_failing_gives_way_to_the_preview(no_thread_leak):
     worker.start()
     try:
         wait_for(lambda: "degraded" in rig.states(), "the degraded event")
-        assert len(rig.errors) == worker.degrade_after
+        assert len(rig.errors) == 1 and worker.status().errors == worker.degrade_after
         assert "keeps failing" in fallback.label
         rig.camera.put(camera_frame(5))
         frame, _ = rig.next_frame(rig.out.version, where=lambda f: f.generator == "preview")

@@ -368,3 +368,32 @@ def test_flood_keeps_the_latest_value_and_the_display_running(running):
     floods = [e for e in events(app) if e["event"] == "osc_flood"]
     assert floods, "a flood is summarised in the event log, not written line by line"
     assert sum(1 for e in events(app) if e["event"] == "osc") < sent / 10
+
+
+def test_a_show_that_fails_to_start_gives_the_old_one_back(running, tmp_path, monkeypatch):
+    app, peer = running
+    shows = tmp_path / "shows"
+    shows.mkdir()
+    (shows / "fragile.toml").write_text('[show]\nname = "fragile"\n[microphone]\nsource = "none"\n'
+                                        '[generator]\nkind = "preview"\nwidth = 64\nheight = 64\n')
+    monkeypatch.setattr(control_module, "SHOWS_DIR", shows)
+    real_build = app._build_generator
+    calls = []
+
+    def fails_once():
+        calls.append(app.show.show.name)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        real_build()
+
+    monkeypatch.setattr(app, "_build_generator", fails_once)
+    peer.send("/jadong/show", "fragile")
+    reply = peer.receive("/jadong/error")
+    assert reply.params[0] == "/jadong/show" and "could not start" in reply.params[1]
+    assert calls == ["fragile", "surface"]
+    assert app.show.show.name == "surface" and not app.stop_event.is_set()
+    version = app.frame_slot.version
+    deadline = time.monotonic() + 10
+    while app.frame_slot.version < version + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.frame_slot.version >= version + 3, "no frames after going back to the old show"
