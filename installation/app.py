@@ -47,7 +47,9 @@ class App:
         self.options = options
         self.stop_event = threading.Event()
         self.events = EventLog(options.log_path)
-        self._osc_log = FloodSummary(self.events, "osc", burst=20, window_s=1.0)
+        # A fader streaming at 60 Hz for weeks would write millions of lines: the first 20
+        # messages in each 10 s are logged, the rest summarised per address.
+        self._osc_log = FloodSummary(self.events, "osc", burst=20, window_s=10.0)
         self._osc_errors = FloodSummary(self.events, "error", burst=20, window_s=1.0)
         self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from .show import PROJECT_ROOT, Show, ShowError, load_show
@@ -35,7 +34,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="diffusion model: Hugging Face id or local folder")
     p.add_argument("--generator", choices=("auto", "diffusers", "preview"), default=None,
                    help="which generator to run (default: the show's)")
-    p.add_argument("--log", type=Path, default=None, help="event log (JSON lines); default logs/events-DATE.jsonl")
+    p.add_argument("--log", type=Path, default=None,
+                   help="event log (JSON lines); default logs/events-{day}.jsonl, a new file each day")
     p.add_argument("--osc-port", type=int, default=None, help="OSC UDP port (0: any free port)")
     p.add_argument("--monitor", type=int, default=None, help="monitor index for fullscreen")
     p.add_argument("--hud", action="store_true", help="show the HUD (fps per stage, drops, generator)")
@@ -76,7 +76,8 @@ def apply_overrides(show: Show, args: argparse.Namespace) -> Show:
 
 
 def default_log_path() -> Path:
-    return PROJECT_ROOT / "logs" / f"events-{time.strftime('%Y%m%d')}.jsonl"
+    # "{day}" makes the event log start a new file each day (see events.EventLog).
+    return PROJECT_ROOT / "logs" / "events-{day}.jsonl"
 
 
 def setup_logging(verbose: bool) -> None:

@@ -36,19 +36,43 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+DAY = "{day}"  # in a log path: replaced by the date, and a new file is opened each day
+
+
 class EventLog:
+    """`path` may contain "{day}" (YYYYMMDD): a show that runs for weeks then writes one file a
+    day, which staff can read, rotate and delete like any log."""
+
     def __init__(self, path: Path | None, also: TextIO | None = None) -> None:
-        self.path = path
+        self._template = str(path) if path is not None and DAY in str(path) else None
+        self._day = time.strftime("%Y%m%d")
+        self.path = Path(self._template.replace(DAY, self._day)) if self._template else path
         self._lock = threading.Lock()
         self._file: TextIO | None = None
         self._also = also
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = path.open("a", encoding="utf-8", buffering=1)
-            except OSError as exc:  # a read-only or full disk must not stop the show
-                log.error("event log %s cannot be written (%s); events go to the console only", path, exc)
-                self._also = self._also or sys.stderr
+        self._open()
+
+    def _open(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        except OSError as exc:  # a read-only or full disk must not stop the show
+            log.error("event log %s cannot be written (%s); events go to the console only", self.path, exc)
+            self._file = None
+            self._also = self._also or sys.stderr
+
+    def _roll_over(self) -> None:
+        """Called with the lock held: a new day, a new file."""
+        day = time.strftime("%Y%m%d")
+        if day == self._day:
+            return
+        self._day = day
+        if self._file is not None:
+            self._file.close()
+        self.path = Path(self._template.replace(DAY, day))
+        self._open()
 
     def write(self, event: str, **fields: Any) -> dict:
         record = {
@@ -59,6 +83,8 @@ class EventLog:
         record.update({k: _jsonable(v) for k, v in fields.items()})
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
+            if self._template is not None:
+                self._roll_over()
             for f in (self._file, self._also):
                 if f is not None:
                     try:

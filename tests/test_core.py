@@ -135,3 +135,21 @@ def test_a_repeated_error_is_counted_but_reported_once_per_interval():
     w.repeat_report_s = 0.0
     w.report(RuntimeError("another reason"))
     assert errors[-1] == "another reason" and len(errors) == 3
+
+
+def test_event_log_starts_a_new_file_each_day(tmp_path, monkeypatch):
+    from installation import events as events_module
+
+    day = {"value": "20261128"}
+    real_strftime = events_module.time.strftime
+    monkeypatch.setattr(events_module.time, "strftime",
+                        lambda fmt, *a: day["value"] if fmt == "%Y%m%d" else real_strftime(fmt, *a))
+    log = EventLog(tmp_path / "events-{day}.jsonl")
+    log.write("prompt", text="first day")
+    day["value"] = "20261129"
+    log.write("prompt", text="second day")
+    log.close()
+    first = (tmp_path / "events-20261128.jsonl").read_text()
+    second = (tmp_path / "events-20261129.jsonl").read_text()
+    assert "first day" in first and "second day" not in first
+    assert "second day" in second

@@ -365,6 +365,7 @@ def test_flood_keeps_the_latest_value_and_the_display_running(running):
     assert sent > 2000
     assert app.presenter._rate.count - rendered_before > 30, "the display stopped presenting"
     assert app.presenter.presented_frames > frames_before
+    app._osc_log.flush()  # the 10 s summary window may still be open
     floods = [e for e in events(app) if e["event"] == "osc_flood"]
     assert floods, "a flood is summarised in the event log, not written line by line"
     assert sum(1 for e in events(app) if e["event"] == "osc") < sent / 10
