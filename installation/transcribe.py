@@ -170,20 +170,16 @@ def pick_compute_type(compute_type: str, device: str) -> str:
     return compute_type
 
 
-class FasterWhisperTranscriber:
-    """Whisper through faster-whisper. `load()` may take seconds (it runs in the speech
-    thread); `transcribe()` decodes greedily at temperature 0 without conditioning on the
-    previous utterance, because each visitor's wish stands alone and the temperature
-    fallback mostly turns unclear audio into slow, invented text."""
+class _WhisperEngine:
+    """What both Whisper engines share: the language setting, one decode at a time, and the
+    decode itself (the visitor's words, then, for a final one in another language, Whisper's
+    English translation). An engine supplies `load`, `multilingual` and `_run`."""
 
-    name = "faster-whisper"
+    name = "whisper"
 
-    def __init__(self, cfg: SpeechConfig, cpu_threads: int | None = None) -> None:
+    def __init__(self, cfg: SpeechConfig) -> None:
         self.cfg = cfg
-        self.cpu_threads = cfg.cpu_threads if cpu_threads is None else cpu_threads  # 0: CTranslate2's default
-        self.model_path = resolve_whisper_model(cfg.model)
         self.device = ""
-        self.compute_type = ""
         self.load_s = 0.0
         self._model: Any = None
         self._lock = threading.Lock()  # one decode at a time, whoever calls
@@ -196,6 +192,51 @@ class FasterWhisperTranscriber:
     def language(self) -> str | None:
         lang = self.cfg.language.strip().lower()
         return None if lang in ("", "auto") else lang
+
+    @property
+    def multilingual(self) -> bool:
+        raise NotImplementedError
+
+    def _run(self, audio: np.ndarray, language: str | None, task: str) -> tuple[str, str, dict]:
+        raise NotImplementedError
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        return _as_transcript(self.decode(utterance), utterance)
+
+    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
+        """The visitor's words with Whisper's confidence; with a multilingual model and
+        `translate`, a final decode of non-English speech adds the English translation (a
+        second pass; partials skip it, the caption only needs the visitor's words)."""
+        if self._model is None:
+            raise TranscriberUnavailable("transcribe() before load()")
+        audio = _audio_16k(utterance)
+        if len(audio) == 0:
+            return None
+        t0 = time.monotonic()
+        with self._lock:
+            text, language, stats = self._run(audio, self.language, "transcribe")
+            english = ""
+            if text and language != "en" and final and self.cfg.translate and self.multilingual:
+                english, _, _ = self._run(audio, language, "translate")
+        if not text:
+            return None
+        return Decoded(text=text, language=language, english=english if language != "en" else text,
+                       decode_s=time.monotonic() - t0, **stats)
+
+
+class FasterWhisperTranscriber(_WhisperEngine):
+    """Whisper through faster-whisper. `load()` may take seconds (it runs in the speech
+    thread); `transcribe()` decodes greedily at temperature 0 without conditioning on the
+    previous utterance, because each visitor's wish stands alone and the temperature
+    fallback mostly turns unclear audio into slow, invented text."""
+
+    name = "faster-whisper"
+
+    def __init__(self, cfg: SpeechConfig, cpu_threads: int | None = None) -> None:
+        super().__init__(cfg)
+        self.cpu_threads = cfg.cpu_threads if cpu_threads is None else cpu_threads  # 0: CTranslate2's default
+        self.model_path = resolve_whisper_model(cfg.model)
+        self.compute_type = ""
 
     def load(self) -> None:
         if self._model is not None:
@@ -265,29 +306,6 @@ class FasterWhisperTranscriber:
     def multilingual(self) -> bool:
         return bool(self._model is not None and getattr(self._model.model, "is_multilingual", False))
 
-    def transcribe(self, utterance: Utterance) -> Transcript | None:
-        return _as_transcript(self.decode(utterance), utterance)
-
-    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
-        """The visitor's words with Whisper's confidence; with a multilingual model and
-        `translate`, a final decode of non-English speech adds the English translation (a
-        second pass; partials skip it, the caption only needs the visitor's words)."""
-        if self._model is None:
-            raise TranscriberUnavailable("transcribe() before load()")
-        audio = _audio_16k(utterance)
-        if len(audio) == 0:
-            return None
-        t0 = time.monotonic()
-        with self._lock:
-            text, language, stats = self._run(audio, self.language, "transcribe")
-            english = ""
-            if text and language != "en" and final and self.cfg.translate and self.multilingual:
-                english, _, _ = self._run(audio, language, "translate")
-        if not text:
-            return None
-        return Decoded(text=text, language=language, english=english if language != "en" else text,
-                       decode_s=time.monotonic() - t0, **stats)
-
     def _run(self, audio: np.ndarray, language: str | None, task: str) -> tuple[str, str, dict]:
         segments, info = self._model.transcribe(
             audio,
@@ -342,7 +360,7 @@ def _as_transcript(decoded: Decoded | None, utterance: Utterance) -> Transcript 
 # --- openai-whisper ------------------------------------------------------------------------
 
 
-class OpenAIWhisperTranscriber:
+class OpenAIWhisperTranscriber(_WhisperEngine):
     """Whisper through the reference implementation (`pip install openai-whisper`, PyTorch).
     `speech.model` is a checkpoint file (.pt, relative to the project or absolute) or a size
     ("tiny", "base.en", ...) looked up in ~/.cache/whisper; it is downloaded only with
@@ -353,21 +371,8 @@ class OpenAIWhisperTranscriber:
     name = "openai-whisper"
 
     def __init__(self, cfg: SpeechConfig) -> None:
-        self.cfg = cfg
-        self.device = ""
-        self.load_s = 0.0
-        self._model: Any = None
+        super().__init__(cfg)
         self._whisper: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def language(self) -> str | None:
-        lang = self.cfg.language.strip().lower()
-        return None if lang in ("", "auto") else lang
 
     @property
     def multilingual(self) -> bool:
@@ -421,26 +426,6 @@ class OpenAIWhisperTranscriber:
         self._whisper = whisper
         self.device = device
         self.load_s = time.monotonic() - t0
-
-    def transcribe(self, utterance: Utterance) -> Transcript | None:
-        return _as_transcript(self.decode(utterance), utterance)
-
-    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
-        if self._model is None:
-            raise TranscriberUnavailable("transcribe() before load()")
-        audio = _audio_16k(utterance)
-        if len(audio) == 0:
-            return None
-        t0 = time.monotonic()
-        with self._lock:
-            text, language, stats = self._run(audio, self.language, "transcribe")
-            english = ""
-            if text and language != "en" and final and self.cfg.translate and self.multilingual:
-                english, _, _ = self._run(audio, language, "translate")
-        if not text:
-            return None
-        return Decoded(text=text, language=language, english=english if language != "en" else text,
-                       decode_s=time.monotonic() - t0, **stats)
 
     def _run(self, audio: np.ndarray, language: str | None, task: str) -> tuple[str, str, dict]:
         if not self.multilingual:

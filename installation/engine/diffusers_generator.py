@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ..messages import GenerationParams, Prompt
 from ..show import GeneratorConfig
 from .imaging import check_rgb_uint8, fit_image, to_uint8
 from .models import download_allowed, hf_snapshot_folder, locate, resolve_model_source
+from .schedulers import img2img_steps
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,6 @@ log = logging.getLogger(__name__)
 FULL_SIZE_UNET_PARAMS = 100_000_000
 # Below this strength img2img changes nothing visible; skip the model and hand back the input.
 MIN_STRENGTH = 0.01
-
-
-def img2img_steps(steps: int, strength: float) -> int:
-    """num_inference_steps for diffusers img2img so that `steps` denoising steps actually run.
-
-    diffusers runs int(num_inference_steps * strength) of them, so 1 step at strength 0.5
-    needs num_inference_steps=2 (as the SD-Turbo docs do). The loop guards float rounding
-    (e.g. 3 * 0.1 = 0.30000000000000004)."""
-    if steps < 1:
-        raise ValueError(f"steps: expected at least 1, got {steps}")
-    if not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength: expected a value in (0, 1], got {strength}")
-    n = max(steps, math.ceil(steps / strength))
-    while int(n * strength) < steps:
-        n += 1
-    return n
 
 
 def pick_device(requested: str, torch: Any) -> str:
