@@ -231,6 +231,9 @@ class Presenter:
         self._from: pygame.Surface | None = None
         self._to: pygame.Surface | None = None
         self._fade_start = 0.0
+        self._fade_s = cfg.crossfade_s  # this fade's length: crossfade_s, or less for fast frames
+        self._last_arrival: float | None = None
+        self._arrival_gap: float | None = None  # smoothed seconds between new frames
         self._pending_source_t: float | None = None
 
         # Overlays, rendered once per change and cached.
@@ -436,6 +439,13 @@ class Presenter:
             self._from = self._to
         self._to = scaled
         self._fade_start = now
+        # Frames arriving faster than the crossfade would be shown forever half-faded (a live
+        # camera ghosts): the fade shortens to the usual gap between arrivals.
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            self._arrival_gap = gap if self._arrival_gap is None else 0.7 * self._arrival_gap + 0.3 * gap
+        self._last_arrival = now
+        self._fade_s = min(self.cfg.crossfade_s, self._arrival_gap) if self._arrival_gap else self.cfg.crossfade_s
         source_t = getattr(frame, "source_t", None)
         self._pending_source_t = source_t if source_t is not None else getattr(frame, "t", None)
         if self._pending_source_t is None:
@@ -587,9 +597,9 @@ class Presenter:
             return surface.copy()
 
     def _fade_progress(self, now: float) -> float:
-        if self.cfg.crossfade_s <= 0 or self._from is None:
+        if self._fade_s <= 0 or self._from is None:
             return 1.0
-        return min(1.0, max(0.0, (now - self._fade_start) / self.cfg.crossfade_s))
+        return min(1.0, max(0.0, (now - self._fade_start) / self._fade_s))
 
     def _compose_base(self, now: float, target: pygame.Surface) -> pygame.Surface:
         p = self._fade_progress(now)

@@ -165,7 +165,7 @@ class DisplayConfig(_Section):
     width: int = Field(1280, ge=160, le=7680, description="Window / headless width.")
     height: int = Field(720, ge=120, le=4320, description="Window / headless height.")
     fps: float = Field(60.0, gt=0, le=240, description="Presentation rate.")
-    crossfade_s: float = Field(0.4, ge=0, le=30, description="Crossfade from one generated frame to the next (0: cut).")
+    crossfade_s: float = Field(0.4, ge=0, le=30, description="Crossfade from one generated frame to the next (0: cut); shorter when frames come faster.")
     caption: bool = Field(True, description="Show the visitor's words.")
     caption_seconds: float = Field(12.0, gt=0, le=600, description="How long a caption stays.")
     caption_size: int = Field(40, ge=8, le=300, description="Caption font size in pixels on a 720-line screen (scaled to the screen).")

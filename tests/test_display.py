@@ -171,6 +171,17 @@ def test_a_new_frame_mid_fade_starts_from_what_is_on_screen(presenter):
     assert np.abs(before - after).max() <= 2, "the screen jumped when a frame arrived mid-fade"
 
 
+def test_fast_frames_shorten_the_crossfade_so_a_live_picture_never_ghosts(presenter):
+    clock = FakeClock()
+    p = presenter(crossfade_s=1.0, clock=clock)
+    colours = [RED, BLUE, GREEN, RED, BLUE, GREEN, RED, BLUE]
+    for colour in colours:  # 10 new frames a second, a 1 s crossfade asked for
+        p.show_frame(gen(solid(colour)))
+        clock.t += 0.1
+        p.render()
+    assert tuple(p.screenshot()[H // 2, W // 2]) == colours[-1], "still blending after a whole frame interval"
+
+
 def test_the_last_frame_is_held_when_none_is_new(presenter):
     p = presenter()
     frame = gen(solid(GREEN))
