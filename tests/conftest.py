@@ -46,3 +46,21 @@ def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) ->
                     "-sample_fmt", "s16", str(path)], check=True)
     raw.unlink()
     return path
+
+
+def read_video(path) -> tuple[tuple[int, int], list, float]:
+    """Every frame of a recording read back through cv2.VideoCapture: (size, frames, fps)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} cannot be read back"
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return size, frames, fps

@@ -11,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
+from conftest import read_video
 from installation.app import App, RunOptions
 from installation.show import load_show
 
@@ -79,15 +79,7 @@ def test_recording_shows_caption_and_changes_after_speech(default_run):
     records = read_events(events)
     start = next(r for r in records if r["event"] == "start")["mono"]
     spoken = next(r for r in records if r["event"] == "transcript")["mono"] - start
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    _, frames, fps = read_video(video)
     assert len(frames) > fps * 8
     h = frames[0].shape[0]
     before = frames[int(fps * max(spoken - 1.0, 0.5))]

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pygame
 import pytest
+from conftest import read_video
 
 from installation.captions import (
     CaptionTiming,
@@ -488,20 +489,6 @@ def test_frame_pacer_sleeps_at_most_one_period():
 
 # --- recording ----------------------------------------------------------------------------
 
-def read_video(path):
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"{path} cannot be read back"
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    cap.release()
-    return size, frames
-
-
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
 def test_recorder_writes_a_readable_file(tmp_path, no_thread_leak, suffix):
     path = tmp_path / f"out{suffix}"
@@ -511,7 +498,7 @@ def test_recorder_writes_a_readable_file(tmp_path, no_thread_leak, suffix):
     rec.write(solid((200, 40, 10), 320, 192))  # another size is scaled to the file's
     rec.close()
     rec.close()  # twice is fine
-    size, frames = read_video(path)
+    size, frames, _ = read_video(path)
     assert size == (160, 96)
     assert len(frames) == rec.stats().written > 0
     assert rec.stats().resized == 1
@@ -527,7 +514,7 @@ def test_recorder_channel_layouts(tmp_path, no_thread_leak):
         px[:, :] = (10, 40, 200, 0)  # B, G, R, X in memory
         for _ in range(3):
             rec.write(px, "BGRX")
-    _, frames = read_video(path)
+    _, frames, _ = read_video(path)
     b, g, r = frames[0][32, 32].astype(int)
     assert abs(r - 200) < 20 and abs(g - 40) < 20 and abs(b - 10) < 20
 
@@ -541,7 +528,7 @@ def test_recorder_keeps_the_show_timeline(tmp_path, no_thread_leak):
         rec.write(solid(YELLOW, 64, 64), t=100.4)
     st = rec.stats()
     assert (st.received, st.written, st.repeated, st.skipped) == (4, 5, 2, 1)
-    _, frames = read_video(path)
+    _, frames, _ = read_video(path)
     reds = [f[32, 32, 2] > 150 and f[32, 32, 1] < 100 and f[32, 32, 0] < 100 for f in frames]  # BGR
     assert len(frames) == 5 and reds[:3] == [True, True, True] and not any(reds[3:])
 
@@ -575,7 +562,7 @@ def test_presenter_records_the_composed_screen(presenter, tmp_path, no_thread_le
         p.render()
     shown = p.screenshot()
     p.close()
-    size, frames = read_video(path)
+    size, frames, _ = read_video(path)
     assert size == (W, H) and len(frames) > 0
     last = cv2.cvtColor(frames[-1], cv2.COLOR_BGR2RGB).astype(int)
     # The caption band (darker, with white text) is in the recording, like on screen.
