@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .channels import DropOldestQueue, LatestSlot
-from .control import ShowControl
+from .control import ShowControl, ShowState
 from .events import EventLog, FloodSummary
 from .generation import params_from_config
 from .messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
@@ -81,7 +81,7 @@ class App:
         self.params_slot: LatestSlot[GenerationParams] = LatestSlot("params", self.control.state.params)
 
     @property
-    def state(self):
+    def state(self) -> ShowState:
         return self.control.state
 
     def initial_params(self) -> GenerationParams:
@@ -364,7 +364,7 @@ class App:
 
     # --- status ----------------------------------------------------------------------------
     def stage_rates(self) -> dict[str, float]:
-        rates = {w.name.split(":")[0].split("-")[0]: w.status().rate for w in self.workers}
+        rates = {self.stage_of(w): w.status().rate for w in self.workers}
         if self.presenter is not None:
             rates["display"] = self.presenter.fps
         return rates
@@ -437,13 +437,6 @@ class App:
         self.events.write("prompt", text=self.state.prompt.text, source="show",
                           negative=self.state.prompt.negative)
 
-    def _apply(self, control: Control) -> None:
-        try:
-            self.control.handle(control)
-        except Exception as exc:  # a bad control must never end the show
-            log.exception("control %s failed", control.address)
-            self.events.write("error", stage="control", address=control.address, reason=str(exc))
-
     def _serve_controls_until(self, seconds: float) -> None:
         """The display loop's wait for its next frame: controls arriving meanwhile are applied
         as they come (a cue reaches the generator in well under a millisecond), still on the
@@ -456,11 +449,11 @@ class App:
             control = self.controls.get(timeout=remaining)
             if control is None:
                 return
-            self._apply(control)
+            self.control.handle(control)  # never raises: a bad control is refused, the show goes on
 
     def _apply_controls(self) -> None:
         for control in self.controls.drain():
-            self._apply(control)
+            self.control.handle(control)  # never raises: a bad control is refused, the show goes on
         if self._pending_show is not None:
             (show, sender), self._pending_show = self._pending_show, None
             self._switch_show(show, sender)

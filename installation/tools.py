@@ -48,15 +48,15 @@ def cmd_devices(argv: list[str]) -> int:
     return 0
 
 
-def _torch_report() -> tuple[str, bool]:
+def _torch_report() -> str:
     try:
         import torch
     except Exception as exc:  # torch is optional for the preview path
-        return f"PyTorch not importable ({exc}); run: make setup", False
+        return f"PyTorch not importable ({exc}); run: make setup"
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        return f"PyTorch {torch.__version__}, CUDA {torch.version.cuda}: {names}", True
-    return f"PyTorch {torch.__version__} on CPU (no CUDA GPU): diffusion will be slow, the preview generator is fast", True
+        return f"PyTorch {torch.__version__}, CUDA {torch.version.cuda}: {names}"
+    return f"PyTorch {torch.__version__} on CPU (no CUDA GPU): diffusion will be slow, the preview generator is fast"
 
 
 def cmd_check(argv: list[str]) -> int:
@@ -67,8 +67,7 @@ def cmd_check(argv: list[str]) -> int:
     from .transcribe import resolve_whisper_model
 
     print(f"show: {show.show.name} ({show.path})")
-    gpu, _ = _torch_report()
-    print(f"gpu: {gpu}")
+    print(f"gpu: {_torch_report()}")
 
     present, reason = model_available_locally(show.generator.model)
     licence = MODEL_LICENCES.get(show.generator.model, "see the model card")
