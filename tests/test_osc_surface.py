@@ -391,6 +391,10 @@ def test_a_show_that_fails_to_start_gives_the_old_one_back(running, tmp_path, mo
     peer.send("/jadong/show", "fragile")
     reply = peer.receive("/jadong/error")
     assert reply.params[0] == "/jadong/show" and "could not start" in reply.params[1]
+    # The error is replied before the old show is rebuilt: wait for that to happen.
+    deadline = time.monotonic() + 10
+    while (len(calls) < 2 or app.show.show.name != "surface") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert calls == ["fragile", "surface"]
     assert app.show.show.name == "surface" and not app.stop_event.is_set()
     version = app.frame_slot.version
