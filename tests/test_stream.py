@@ -135,6 +135,9 @@ def test_cpu_compiled_frames_equal_the_diffusers_pipeline(base_pipe, camera):
     engine.prepare([1], [False], progress=messages.append)
     assert engine.accel_label == "compile" and not engine.stats.failed, engine.stats.failed
     assert any("torch.compile" in m for m in messages)
+    assert any("convolutions channels-last (timed on this machine)" in m for m in messages)
+    # The per-layer layout hooks lived only for the trace: the shared modules are as they were.
+    assert not any(m._forward_pre_hooks for m in [*engine.unet.modules(), *engine.vae.modules()])
     prompt = "a red tree in the snow"
     embeds = img2img.encode_prompt(prompt, "cpu", 1, False)[0] * 40.0
     before = engine.stats.graph_frames

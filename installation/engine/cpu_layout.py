@@ -1,0 +1,112 @@
+"""Per-convolution memory layout for the engine's compiled CPU frame program.
+
+On the CPU the fastest layout differs per convolution shape: oneDNN's channels-last kernels
+win on wide layers, while a 3-channel input convolution or a narrow one on a small image runs
+several times faster in plain NCHW (PyTorch then picks its im2col path; channels-last sends
+it down a strided fallback). Inductor on its own makes every convolution channels-last.
+
+So, once at prepare time, the engine times each convolution's actual input shape in both
+layouts on this machine (like cuDNN's benchmark mode), and while its frame program is traced
+it puts a layout conversion in front of each convolution. The modules themselves are left as
+they were: the hooks live only for the trace, and the values computed are identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+# A layout must win by this fraction to replace NCHW: below it the difference is timer noise,
+# and each switch costs a conversion copy in the compiled program.
+MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """What decides a convolution's speed: its input shape and its own parameters."""
+
+    input_shape: tuple[int, ...]
+    weight_shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...] | str
+    dilation: tuple[int, ...]
+    groups: int
+    bias: bool
+
+
+def _convs(modules: Iterable[torch.nn.Module]) -> list[torch.nn.Conv2d]:
+    return [m for root in modules for m in root.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def record_inputs(modules: Iterable[torch.nn.Module], run: Callable[[], object]) -> dict[torch.nn.Conv2d, ConvShape]:
+    """Runs `run` once (eagerly) and records the input shape each Conv2d saw."""
+    seen: dict[torch.nn.Conv2d, ConvShape] = {}
+
+    def hook(mod: torch.nn.Conv2d, args: tuple) -> None:
+        seen[mod] = ConvShape(tuple(args[0].shape), tuple(mod.weight.shape), tuple(mod.stride),
+                              mod.padding if isinstance(mod.padding, str) else tuple(mod.padding),
+                              tuple(mod.dilation), mod.groups, mod.bias is not None)
+
+    handles = [c.register_forward_pre_hook(hook) for c in _convs(modules)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def _time_conv(conv: torch.nn.Conv2d, shape: ConvShape, fmt: torch.memory_format, reps: int) -> float:
+    x = torch.randn(shape.input_shape, dtype=conv.weight.dtype, device=conv.weight.device)
+    x = x.contiguous(memory_format=fmt)
+    for _ in range(3):
+        conv(x)
+    best = float("inf")
+    for _ in range(reps):  # the minimum: the least disturbed by other work on the machine
+        t0 = time.perf_counter()
+        conv(x)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def choose(seen: dict[torch.nn.Conv2d, ConvShape], reps: int = 15) -> dict[torch.nn.Conv2d, torch.memory_format]:
+    """The faster layout per convolution, timed once per distinct shape. NCHW unless
+    channels-last wins by more than MARGIN."""
+    by_shape: dict[ConvShape, torch.memory_format] = {}
+    chosen: dict[torch.nn.Conv2d, torch.memory_format] = {}
+    with torch.inference_mode():
+        for conv, shape in seen.items():
+            if shape not in by_shape:
+                nchw = _time_conv(conv, shape, torch.contiguous_format, reps)
+                cl = _time_conv(conv, shape, torch.channels_last, reps)
+                by_shape[shape] = torch.channels_last if cl < nchw * (1 - MARGIN) else torch.contiguous_format
+            chosen[conv] = by_shape[shape]
+    return chosen
+
+
+@contextlib.contextmanager
+def applied(chosen: dict[torch.nn.Conv2d, torch.memory_format]) -> Iterator[None]:
+    """While inside: each chosen convolution converts its input to its layout first (traced
+    into a compiled program as a copy, or nothing when the input already has it)."""
+
+    def hook_for(fmt: torch.memory_format):
+        def hook(mod: torch.nn.Conv2d, args: tuple) -> tuple:
+            return (args[0].contiguous(memory_format=fmt), *args[1:])
+
+        return hook
+
+    handles = [conv.register_forward_pre_hook(hook_for(fmt)) for conv, fmt in chosen.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def summary(chosen: dict[torch.nn.Conv2d, torch.memory_format]) -> str:
+    cl = sum(1 for f in chosen.values() if f == torch.channels_last)
+    return f"{cl} of {len(chosen)} convolutions channels-last"
