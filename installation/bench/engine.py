@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 
+ROUNDS = 8  # CPU: blocks of frames each side takes in turn
+
+
 def _percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     k = (len(xs) - 1) * q
@@ -36,6 +39,11 @@ def _frames(size: int, n: int = 8):
     base = (rng.random((size, size, 3)) * 255).astype(np.uint8)
     # Different frames each time (a moving camera), so no side skips work.
     return [np.roll(base, 7 * i, axis=1).copy() for i in range(n)]
+
+
+def _rotated(frames: list, start: int) -> list:
+    k = start % len(frames)
+    return frames[k:] + frames[:k]
 
 
 def _time(fn, frames, count: int, sync) -> list[float]:
@@ -134,13 +142,16 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
     if device == "cuda":
         eng_times = _time(engine_frame, frames, engine_frames, sync)
     else:
+        # Turn about in blocks (ROUNDS of them): a busy neighbour slows both sides alike, and
+        # each side runs a few frames back to back, as it would in a show, rather than every
+        # frame starting in caches the other side has just filled with its own data.
         eng_times = []
-        for i in range(max(pipeline_frames, engine_frames)):
-            if i < pipeline_frames:
-                with torch.inference_mode():
-                    pipe_times += _time(pipeline_frame, frames[i % len(frames):], 1, sync)
-            if i < engine_frames:
-                eng_times += _time(engine_frame, frames[i % len(frames):], 1, sync)
+        for r in range(ROUNDS):
+            p_lo, p_hi = pipeline_frames * r // ROUNDS, pipeline_frames * (r + 1) // ROUNDS
+            e_lo, e_hi = engine_frames * r // ROUNDS, engine_frames * (r + 1) // ROUNDS
+            with torch.inference_mode():
+                pipe_times += _time(pipeline_frame, _rotated(frames, p_lo), p_hi - p_lo, sync)
+            eng_times += _time(engine_frame, _rotated(frames, e_lo), e_hi - e_lo, sync)
     log(f"pipeline: p50 {statistics.median(pipe_times):.2f} ms over {len(pipe_times)} frames")
     p50_p, p50_e = statistics.median(pipe_times), statistics.median(eng_times)
     result = {

@@ -160,6 +160,18 @@ class _Program:
         self.fed_once = False
 
 
+# Inductor settings for the CPU frame program, each measured on the tiny model (BENCHMARKS.md):
+# - layout_optimization off: Inductor would make every convolution channels-last, overriding
+#   the per-layer choice of cpu_layout (a 3-channel or narrow convolution is several times
+#   slower that way);
+# - cpp_wrapper: the program's ~150 kernel calls are made from generated C++, not Python;
+# - freezing: weights become constants, so everything computed from weights alone (transposed
+#   projection matrices, folded scales) is done once at compile time, not every frame;
+# - no weight prepacking: it would move every convolution onto oneDNN, which is slower than
+#   PyTorch's own kernels for the small ones.
+_CPU_INDUCTOR = {"layout_optimization": False, "cpp_wrapper": True, "freezing": True, "cpp.weight_prepack": False}
+
+
 class StreamEngine:
     """Paints frames from loaded components. One thread calls `frame`; `prepare` runs first
     (it may take minutes on CUDA the first time, with progress messages)."""
@@ -544,8 +556,8 @@ class StreamEngine:
             # attributes), and nothing they check can change. This compiled entry is private
             # (isolate_recompiles: no other engine can pick it up), it is only ever called with
             # its own program P, whose buffers never change shape, dtype or device, and always
-            # inside inference_mode; weights are read as graph inputs, so values changed in place
-            # are seen, and a LoRA is fused before the engine is built.
+            # inside inference_mode. The weights are frozen into it (_CPU_INDUCTOR): LoRAs are
+            # fused before the engine is built, and nothing changes a weight afterwards.
             compiled = torch.compile(lambda prog: forward(prog), fullgraph=True, dynamic=False,
                                      isolate_recompiles=True,
                                      options={"guard_filter_fn": lambda guards: [False] * len(guards)})
@@ -555,11 +567,8 @@ class StreamEngine:
                 layouts = cpu_layout.choose(seen)
             progress(f"{label}: {cpu_layout.summary(layouts)} (timed on this machine)")
             # The compile happens at the first call, so the settings and layout hooks need only
-            # hold for the warm-up. layout_optimization off: Inductor would otherwise make every
-            # convolution channels-last, overriding the per-layer choice. cpp_wrapper: the
-            # program's ~150 kernel calls are made from generated C++, not Python (~0.6 ms).
-            with torch.inference_mode(), cpu_layout.applied(layouts), \
-                    inductor_config.patch(layout_optimization=False, cpp_wrapper=True):
+            # hold for the warm-up (see _CPU_INDUCTOR).
+            with torch.inference_mode(), cpu_layout.applied(layouts), inductor_config.patch(_CPU_INDUCTOR):
                 for _ in range(2):
                     compiled(P)
             P.cpu_fn = lambda: compiled(P)
