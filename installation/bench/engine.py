@@ -6,7 +6,7 @@ engine, on the same components, device and inputs, in one process.
 
 Both sides: uint8 RGB frame in, uint8 RGB frame out, host transfers included. On CPU one fixed
 tiny config: the tiny random-weight model at 64x64 in fp32, one CPU thread for both sides, the
-engine compiled with torch.compile (acceleration="compile", ~45 s the first time, seconds from
+engine compiled with torch.compile (acceleration="compile", ~40 s the first time, ~11 s from
 the inductor cache), the two sides timed turn about. On CUDA the real SD-Turbo architecture
 (random weights: a frame's cost does not depend on the values) at 512x512 in fp16.
 """

@@ -549,7 +549,7 @@ class StreamEngine:
             import torch._inductor.config as inductor_config
 
             cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or "the default inductor cache"
-            progress(f"preparing {label}: torch.compile on the CPU (first start about a minute; "
+            progress(f"preparing {label}: torch.compile on the CPU (first start under a minute; "
                      f"later starts read {cache})")
             forward = self._forward
             # No guards: checking them costs ~0.1 ms a frame (~0.7 ms with the ~300 modules'
