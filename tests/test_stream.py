@@ -174,6 +174,77 @@ def test_cpu_compile_failure_paints_eagerly(base_pipe, camera, monkeypatch):
     assert engine.stats.eager_frames == 1
 
 
+@pytest.fixture(scope="module")
+def sdxl_pipe(base_pipe):
+    from installation.engine.arch import tiny_sdxl_pipeline
+
+    return tiny_sdxl_pipeline(base_pipe)
+
+
+def test_sdxl_frames_equal_the_diffusers_sdxl_pipelines(sdxl_pipe, camera):
+    """SDXL-Turbo's path: two text encoders, the pooled embedding and the size/crop time ids
+    conditioning the UNet. One-step img2img and txt2img equal diffusers' SDXL pipelines."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+    from PIL import Image
+
+    from installation.engine.loading import parts_from_pipeline
+    from installation.engine.schedulers import img2img_steps
+    from installation.engine.stream import Conditioning, EngineOptions, FrameRequest, StreamEngine
+
+    img2img = StableDiffusionXLImg2ImgPipeline(**sdxl_pipe.components)
+    img2img.set_progress_bar_config(disable=True)
+    parts = parts_from_pipeline(img2img)
+    encode = parts.encode_prompt
+
+    def loud(text: str, negative: str, cfg: bool) -> Conditioning:  # as make_engine, pooled too
+        c = encode(text, negative, cfg)
+        return Conditioning(c.embeds * 40.0, c.negative, c.pooled * 40.0, c.negative_pooled)
+
+    parts.encode_prompt = loud
+    engine = StreamEngine(parts, SIZE, SIZE, EngineOptions())
+    assert engine.sdxl and engine.pooled_dim == 32
+    prompt = "a red tree in the snow"
+    embeds, _, pooled, _ = img2img.encode_prompt(prompt, device="cpu", num_images_per_prompt=1,
+                                                 do_classifier_free_guidance=False)
+
+    def reference(pipe, pooled_scale=40.0, **kw):
+        return to_u8(pipe(prompt_embeds=embeds * 40.0, pooled_prompt_embeds=pooled * pooled_scale, guidance_scale=0.0,
+                          generator=torch.Generator().manual_seed(7), output_type="np", **kw).images[0])
+
+    for strength in (0.5, 0.3):
+        ref = reference(img2img, image=Image.fromarray(camera), strength=strength,
+                        num_inference_steps=img2img_steps(1, strength))
+        out = engine.frame(FrameRequest(prompt, steps=1, strength=strength, seed=7), camera)
+        assert out.std() > 1
+        assert max_diff(out, ref) <= 2, strength
+    # It can fail: the pooled embedding is part of the conditioning.
+    unpooled = reference(img2img, pooled_scale=1.0, image=Image.fromarray(camera), strength=0.3,
+                         num_inference_steps=img2img_steps(1, 0.3))
+    assert max_diff(out, unpooled) > 2
+
+    ref = reference(sdxl_pipe, num_inference_steps=1, height=SIZE, width=SIZE)
+    out = engine.frame(FrameRequest(prompt, steps=1, seed=7, txt2img=True), None)
+    assert max_diff(out, ref) <= 2, "txt2img"
+
+
+def test_an_sdxl_folder_loads_as_sdxl_and_paints(sdxl_pipe, tmp_path, camera, caplog):
+    """A saved SDXL model folder goes through the show's loading path (the pipeline class from
+    its model_index.json); TAESDXL is asked for and, offline and absent, the full VAE is used
+    with a warning naming the fetch command."""
+    from installation.engine.stream_generator import StreamGenerator
+
+    sdxl_pipe.save_pretrained(tmp_path / "tiny-sdxl", safe_serialization=True)
+    gen = StreamGenerator(GeneratorConfig(model=str(tmp_path / "tiny-sdxl"), width=64, height=64,
+                                          similarity_filter=0.0))
+    with caplog.at_level("WARNING"):
+        gen.load()
+    assert gen.name == "stream" and gen.engine.sdxl
+    assert any("madebyollin/taesdxl" in r.getMessage() and "fetch-models" in r.getMessage() for r in caplog.records)
+    img = gen.generate(Prompt("a garden"), GenerationParams(seed=3), camera)
+    txt = gen.generate(Prompt("a garden"), GenerationParams(seed=3, mode="txt2img"), camera)
+    assert img.shape == txt.shape == (64, 64, 3) and max_diff(img, txt) > 2
+
+
 def test_two_steps_sequential_equal_the_pipeline_and_stream_batch_lags_one_frame(base_pipe, camera):
     from PIL import Image
 

@@ -95,3 +95,34 @@ def tiny_components(folder: Any, seed: int = 0) -> Components:
     pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
     return Components(pipe.unet.eval(), tiny_taesd(seed).eval(), pipe.text_encoder.eval(), pipe.tokenizer,
                       pipe.scheduler, "tiny random-weight SD (UNet 32/64 channels, 2-layer CLIP, 8-channel TAESD)")
+
+
+def tiny_sdxl_pipeline(base: Any, seed: int = 0) -> Any:
+    """A tiny random-weight SDXL text-to-image pipeline: diffusers' own tiny SDXL test shapes
+    (a UNet with SDXL's text+time conditioning, two CLIP text encoders, the second with a
+    projection for the pooled embedding), sharing the tiny SD model's tokenizer, autoencoder
+    and scheduler (`base`, a loaded tiny SD pipeline). SDXL-Turbo's code paths on a CPU."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    te = base.text_encoder.config
+    text_config = dict(bos_token_id=te.bos_token_id, eos_token_id=te.eos_token_id, pad_token_id=te.pad_token_id,
+                       hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4,
+                       num_hidden_layers=2, vocab_size=te.vocab_size, max_position_embeddings=te.max_position_embeddings,
+                       hidden_act="gelu", projection_dim=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=6 * 8 + 32,  # time ids (6 × 8) + the pooled text embedding
+            cross_attention_dim=64, norm_num_groups=1)  # the two encoders' 32 + 32 features
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config))
+    pipe = StableDiffusionXLPipeline(vae=base.vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=base.tokenizer, tokenizer_2=base.tokenizer, unet=unet.eval(),
+                                     scheduler=base.scheduler, force_zeros_for_empty_prompt=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
