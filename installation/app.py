@@ -58,6 +58,7 @@ class App:
         self._signal: int | None = None
         self._status_targets: list[tuple[str, int]] = []
         self._hud_refresh_t = 0.0
+        self._recording_stop_reported = False
         self.supervisor = Supervisor(self.stage_of, self.restart_stage, self.on_event)
         self._last_status_t = 0.0
         self._init_show(show)
@@ -485,6 +486,7 @@ class App:
             self.presenter.render()
             now = time.monotonic()
             self._push_status(now)
+            self._report_recording_stop()
             problems_before = self.supervisor.problems
             problems = self.supervisor.check(self.workers, now)
             if problems and problems != problems_before:
@@ -506,6 +508,16 @@ class App:
             if self.options.seconds is not None and now - t0 >= self.options.seconds:
                 self.events.write("quit", source="timer", seconds=self.options.seconds)
                 break
+
+    def _report_recording_stop(self) -> None:
+        """A recording the recorder had to stop (the disk filling up): once, to the event log
+        and to /jadong/status/error, where staff look."""
+        rec = self.presenter.recorder if self.presenter is not None else None
+        if rec is None or rec.stopped is None or self._recording_stop_reported:
+            return
+        self._recording_stop_reported = True
+        self.events.write("error", stage="recording", reason=rec.stopped)
+        self.state.last_error = rec.stopped
 
     def shutdown(self) -> list[str]:
         hung = stop_all(self.workers, timeout=8.0)

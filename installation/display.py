@@ -635,7 +635,8 @@ class Presenter:
         own = f"display {self.fps:.1f} fps · {self.mode} {self.size[0]}×{self.size[1]}"
         if self.recorder is not None:
             st = self.recorder.stats()
-            own += f" · rec {st.written} frames, {st.dropped} dropped"
+            own += (f" · rec {st.written} frames, {st.dropped} dropped" if st.stopped is None
+                    else f" · rec stopped at {st.written} frames: disk full")
         elif self.recording_error:
             own += " · not recording (see log)"
         key = tuple(self._hud_lines)

@@ -14,7 +14,9 @@ step with a sound recording made alongside).
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,11 @@ log = logging.getLogger(__name__)
 MAX_FILL_S = 2.0
 # Warn when more than this share of frames is dropped: the encoder cannot keep up.
 DROP_WARN_SHARE = 0.2
+
+# Recording stops (the file finished and playable) when the disk has less than this left, so a
+# weeks-long run never fills the disk the event log and the OS need. Checked every few seconds.
+MIN_FREE_MB = 1024
+DISK_CHECK_S = 2.0
 
 # Container suffix → FourCC. mp4v and MJPG are encoders OpenCV's bundled FFmpeg always has.
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
@@ -64,6 +71,7 @@ class RecorderStats:
     resized: int  # frames whose size differed from the file's and were scaled
     repeated: int  # extra copies written to fill gaps on the timeline
     skipped: int  # timed frames that came before their slot was due
+    stopped: str | None = None  # why recording stopped before close() (the disk filling up)
 
 
 @dataclass(frozen=True)
@@ -80,14 +88,16 @@ class _WriterWorker(Worker):
 
     def step(self) -> None:
         item = self._rec._queue.get(timeout=0.1)
-        if item is not None:
+        self._rec._check_disk()
+        if item is not None and self._rec.stopped is None:
             self._rec._encode(item)
             self.rate_meter.tick()
 
     def teardown(self) -> None:
         # Frames still waiting when close() was called belong in the file.
         for item in self._rec._queue.drain():
-            self._rec._encode(item)
+            if self._rec.stopped is None:
+                self._rec._encode(item)
         self._rec._release()
 
 
@@ -95,11 +105,15 @@ class VideoRecorder:
     """Writes frames to `path` (.mp4 → mp4v, .avi → MJPG) at `fps`, frame size `size`
     (width, height). `write()` returns at once; encoding runs in a background thread.
 
-    Raises RecorderError at construction if the file cannot be opened."""
+    Raises RecorderError at construction if the file cannot be opened or the disk has less than
+    `min_free_mb` free; when free space falls below it during the recording, the file is
+    finished (playable up to there), `stopped` says why, and later frames are ignored."""
 
     def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *,
-                 queue_size: int = 4) -> None:
+                 queue_size: int = 4, min_free_mb: float = MIN_FREE_MB) -> None:
         self.path = Path(path)
+        self.min_free_mb = float(min_free_mb)
+        self.stopped: str | None = None
         self.fps = float(fps)
         self.size = (int(size[0]), int(size[1]))
         if not self.fps > 0:
@@ -115,6 +129,10 @@ class VideoRecorder:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecorderError(f"{self.path}: cannot create the folder for the recording ({exc})") from None
+        low = self._low_disk()
+        if low:
+            raise RecorderError(f"{self.path}: not recording: {low}")
+        self._next_disk_check = time.monotonic() + DISK_CHECK_S
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps,
                                        self.size)
         if not self._writer.isOpened():
@@ -191,12 +209,33 @@ class VideoRecorder:
         with self._lock:
             return RecorderStats(str(self.path), self.fps, self.size, self._received, self._written,
                                  self._queue.stats().dropped, self._resized, self._repeated,
-                                 self._skipped)
+                                 self._skipped, self.stopped)
 
     def status(self) -> WorkerStatus:
         return self._worker.status()
 
     # --- the writer thread -----------------------------------------------------------------
+    def _low_disk(self) -> str | None:
+        """Why the disk is too full to record on, or None."""
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            return f"cannot read the free space of {self.path.parent} ({exc})"
+        if free < self.min_free_mb * 1024 * 1024:
+            return (f"the disk is nearly full: {free / 1024 / 1024:.0f} MB free on {self.path.parent}, "
+                    f"recording needs {self.min_free_mb:.0f} MB")
+        return None
+
+    def _check_disk(self) -> None:
+        if self.stopped is not None or time.monotonic() < self._next_disk_check:
+            return
+        self._next_disk_check = time.monotonic() + DISK_CHECK_S
+        low = self._low_disk()
+        if low:
+            self._writer.release()  # finish the file: it stays playable up to here
+            self.stopped = f"recording stopped: {low}"
+            log.error("%s: %s (%d frames written)", self.path, self.stopped, self._written)
+
     def _copies(self, t: float | None) -> int:
         """How many times to write a frame captured at `t` to keep the timeline true."""
         if t is None:

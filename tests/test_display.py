@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -547,6 +548,39 @@ def test_recorder_rejects_what_it_cannot_do(tmp_path, no_thread_leak):
             rec.write(np.zeros((64, 64), np.uint8))
         with pytest.raises(ValueError, match="channel layout"):
             rec.write(np.zeros((64, 64, 3), np.uint8), "YUV")
+
+
+def test_recorder_stops_before_the_disk_fills_and_the_file_stays_playable(tmp_path, no_thread_leak, monkeypatch):
+    """The real free space of tmp_path, against a threshold above it (a nearly full disk)."""
+    import shutil
+
+    import installation.recorder as recorder
+
+    free_mb = shutil.disk_usage(tmp_path).free / 1024 / 1024
+    with pytest.raises(RecorderError, match="nearly full"):
+        VideoRecorder(tmp_path / "never.avi", 10.0, (64, 64), min_free_mb=free_mb + 1024)
+    assert not (tmp_path / "never.avi").exists()
+
+    monkeypatch.setattr(recorder, "DISK_CHECK_S", 0.01)
+    path = tmp_path / "cut.avi"
+    rec = VideoRecorder(path, 10.0, (64, 64), queue_size=32, min_free_mb=1)
+    for _ in range(5):
+        rec.write(solid(RED, 64, 64))
+    deadline = time.monotonic() + 5
+    while rec.stats().written < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rec.min_free_mb = free_mb + 1024  # the disk "fills up" mid-recording
+    while rec.stopped is None and time.monotonic() < deadline:
+        rec.write(solid(BLUE, 64, 64))
+        time.sleep(0.02)
+    assert rec.stopped is not None and "nearly full" in rec.stopped and str(tmp_path) in rec.stopped
+    written = rec.stats().written
+    for _ in range(5):
+        rec.write(solid(GREEN, 64, 64))  # ignored from now on
+    rec.close()
+    assert rec.stats().written == written and rec.stats().stopped == rec.stopped
+    _, frames, _ = read_video(path)  # finished when it stopped: readable up to there
+    assert len(frames) == written >= 5
 
 
 def test_presenter_records_the_composed_screen(presenter, tmp_path, no_thread_leak):

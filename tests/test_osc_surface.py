@@ -402,3 +402,38 @@ def test_a_show_that_fails_to_start_gives_the_old_one_back(running, tmp_path, mo
     while app.frame_slot.version < version + 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert app.frame_slot.version >= version + 3, "no frames after going back to the old show"
+
+
+def test_a_recording_stopped_by_a_full_disk_is_reported_to_staff(tmp_path, monkeypatch):
+    """The show goes on; the event log and /jadong/status/error say why the video stopped."""
+    import shutil
+
+    import installation.recorder as recorder
+
+    monkeypatch.setattr(recorder, "DISK_CHECK_S", 0.05)
+    data = json.loads(json.dumps(SHOW))
+    app, thread = start_show_thread(parse_show(data, tmp_path / "surface.toml"),
+                                    RunOptions(log_path=tmp_path / "events.jsonl", record=tmp_path / "show.avi"))
+    peer = Peer(app.osc.port)
+    try:
+        rec = app.presenter.recorder
+        assert rec is not None and rec.stopped is None
+        rec.min_free_mb = shutil.disk_usage(tmp_path).free / 1024 / 1024 + 1024  # the disk is now "full"
+        deadline = time.monotonic() + 10
+        while not any(e.get("stage") == "recording" for e in events(app)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [stop] = [e for e in events(app) if e.get("stage") == "recording"]
+        assert stop["event"] == "error" and "nearly full" in stop["reason"]
+        peer.send("/jadong/status")
+        data, _ = peer.sock.recvfrom(65536)
+        values = {t.message.address: t.message.params for t in OscPacket(data).messages}
+        assert "nearly full" in values["/jadong/status/error"][0]
+        version = app.frame_slot.version
+        while app.frame_slot.version < version + 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.frame_slot.version >= version + 3  # the show went on
+    finally:
+        peer.close()
+        app.stop_event.set()
+        thread.join(15)
+    assert not thread.is_alive()
