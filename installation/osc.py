@@ -362,6 +362,8 @@ class OscServer:
         self._refused = self._scheduled_bundles = 0
         self._allow = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
         self._scheduler = _BundleScheduler()
+        # python-osc's server needs a dispatcher; _precheck delivers every message itself, so
+        # this one is only the fallback should a datagram ever pass the pre-check.
         self.dispatcher = Dispatcher(strict_timing=False)  # never sleep on the server thread
         self.dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
 
@@ -450,8 +452,10 @@ class OscServer:
 
     # --- receiving -------------------------------------------------------------------
     def _precheck(self, data: bytes, client: Any) -> bool:
-        """Runs before the dispatcher: python-osc drops unparsable packets and broken address
-        patterns without a word, and a performer deserves to know why nothing happened.
+        """Parses and delivers each datagram, returning False so python-osc does not parse it
+        again. Done here rather than in python-osc's dispatcher, which drops unparsable packets
+        and broken address patterns without a word: a performer deserves to know why nothing
+        happened.
         Also where senders outside `osc.allow` are refused, and where bundles timed for the
         future are handed to the scheduler instead of blocking this thread."""
         sender = _sender(client)
@@ -485,7 +489,12 @@ class OscServer:
         if ok and any(t.time > time.time() + _LATE_ENOUGH_S for t in packet.messages):
             self._schedule(packet, client)
             return False  # the scheduler delivers them, in time order, at their timetags
-        return ok
+        if ok:
+            # Delivered from the packet parsed here, so python-osc's handler does not parse the
+            # datagram a second time (its dispatcher only ever called _on_message anyway).
+            for timed in packet.messages:
+                self._on_message(client, timed.message.address, *timed.message.params)
+        return False
 
     def _schedule(self, packet: OscPacket, client: Any) -> None:
         with self._lock:
