@@ -38,6 +38,10 @@ def missing_model_label(model: str) -> str:
     loc = locate(model)
     if loc.hf_id is not None:
         return f"Preview: {model} is not downloaded — run: {FETCH_COMMAND}"
+    if loc.file is not None:
+        if not loc.file.is_file():
+            return f"Preview: checkpoint file {model} is missing — check generator.model"
+        return f"Preview: {model} needs its configs — run: {FETCH_COMMAND}"
     return f"Preview: model folder {model} is missing or incomplete — check generator.model"
 
 
@@ -79,8 +83,10 @@ def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator
         reason = f"kind={cfg.kind} but {', '.join(missing)} not installed; see the README's setup section"
         return PreviewGenerator(cfg.width, cfg.height, reason="Preview: " + reason), reason
 
-    ok, why = model_available_locally(model)
-    if not ok and download_allowed() and locate(model).hf_id is not None:
+    ok, why = model_available_locally(model, checkpoint_config=cfg.checkpoint_config)
+    loc = locate(model)
+    # Downloads at show time fetch a hub model, or a checkpoint file's configs, never the file.
+    if not ok and download_allowed() and (loc.hf_id is not None or (loc.file is not None and loc.file.is_file())):
         ok, why = True, f"{why}; JADONG_ALLOW_DOWNLOAD=1, so it will be downloaded now"
     if not ok:
         if cfg.kind == "diffusers":

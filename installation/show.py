@@ -123,7 +123,12 @@ class PromptConfig(_Section):
 class GeneratorConfig(_Section):
     kind: Literal["auto", "diffusers", "preview"] = Field(
         "auto", description="auto: diffusers when the model is on disk, else the labelled preview.")
-    model: str = Field("stabilityai/sd-turbo", description="Diffusion model: Hugging Face id or local folder.")
+    model: str = Field("stabilityai/sd-turbo", description="Diffusion model: Hugging Face id, local diffusers folder, "
+                       "or single-file checkpoint (.safetensors/.ckpt in the original SD layout; see `checkpoint_config`).")
+    checkpoint_config: str = Field(
+        "", description="Single-file `model` only: Hugging Face id or local diffusers folder whose configs (no weights "
+        "needed) describe its architecture; empty: diffusers' guess from the file "
+        "(SD 1.x: stable-diffusion-v1-5/stable-diffusion-v1-5). `fetch-models` gets the configs.")
     mode: Literal["img2img", "txt2img", "feedback"] = Field(
         "img2img", description="img2img restyles the camera (txt2img without one); txt2img paints from noise; "
         "feedback brings `still_image` (or the first camera frame) to life by repainting its own output.")

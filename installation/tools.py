@@ -69,7 +69,7 @@ def cmd_check(argv: list[str]) -> int:
     print(f"show: {show.show.name} ({show.path})")
     print(f"gpu: {_torch_report()}")
 
-    present, reason = model_available_locally(show.generator.model)
+    present, reason = model_available_locally(show.generator.model, checkpoint_config=show.generator.checkpoint_config)
     licence = MODEL_LICENCES.get(show.generator.model, "see the model card")
     print(f"diffusion model: {show.generator.model}: {'present' if present else 'MISSING'} - {reason}")
     print(f"  licence: {licence}")
@@ -115,18 +115,22 @@ def cmd_fetch_models(argv: list[str]) -> int:
                           "Download the models a show needs into the Hugging Face cache (needs internet).", argv)
     if show is None:
         return 2
-    from .engine.models import fetch_model, model_available_locally
+    from .engine.models import fetch_checkpoint_config, fetch_model, locate, model_available_locally
 
     failures = 0
-    present, _ = model_available_locally(show.generator.model)
+    model, checkpoint_config = show.generator.model, show.generator.checkpoint_config
+    present, _ = model_available_locally(model, checkpoint_config=checkpoint_config)
     if present:
-        print(f"{show.generator.model}: already present")
+        print(f"{model}: already present")
     else:
         try:
-            print(f"{show.generator.model}: fetched to {fetch_model(show.generator.model)}")
+            if locate(model).file is not None:  # the file is the show's own: only its configs are fetched
+                print(f"{model}: configs fetched to {fetch_checkpoint_config(model, checkpoint_config)}")
+            else:
+                print(f"{model}: fetched to {fetch_model(model)}")
         except Exception as exc:
             failures += 1
-            print(f"{show.generator.model}: could not be fetched: {exc}", file=sys.stderr)
+            print(f"{model}: could not be fetched: {exc}", file=sys.stderr)
     # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
     from .engine.models import looks_like_hf_id
 

@@ -88,15 +88,8 @@ class DiffusersGenerator:
         except (OSError, ValueError):
             return {}
 
-    def load(self) -> None:
-        t0 = time.monotonic()
-        import torch
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
-
+    def _from_pretrained(self, pipeline_class: Any, dtype: Any) -> Any:
         source, cache = resolve_model_source(self.model, self._cache_dir)
-        device = pick_device(self.cfg.device, torch)
-        # fp16 halves memory and doubles speed on a GPU; CPUs have no fast fp16 kernels.
-        dtype = torch.float16 if device == "cuda" else torch.float32
         kwargs: dict[str, Any] = {**_dtype_kwarg(dtype), "local_files_only": not download_allowed()}
         if cache is not None:
             kwargs["cache_dir"] = str(cache)
@@ -105,7 +98,22 @@ class DiffusersGenerator:
             # model per frame and black out frames at random.
             kwargs["safety_checker"] = None
             kwargs["requires_safety_checker"] = False
-        img2img = AutoPipelineForImage2Image.from_pretrained(source, **kwargs)
+        return pipeline_class.from_pretrained(source, **kwargs)
+
+    def load(self) -> None:
+        t0 = time.monotonic()
+        import torch
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+
+        device = pick_device(self.cfg.device, torch)
+        # fp16 halves memory and doubles speed on a GPU; CPUs have no fast fp16 kernels.
+        dtype = torch.float16 if device == "cuda" else torch.float32
+        if locate(self.model).file is not None:
+            from .loading import load_single_file
+
+            img2img = AutoPipelineForImage2Image.from_pipe(load_single_file(self.cfg, dtype, self._cache_dir))
+        else:
+            img2img = self._from_pretrained(AutoPipelineForImage2Image, dtype)
         img2img.to(device)
         img2img.set_progress_bar_config(disable=True)
         # from_pipe shares every module: the second pipeline costs no memory.

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..show import GeneratorConfig, resolve_path
+from .checkpoint_file import SDXL_CONFIG
 from .models import FETCH_COMMAND, download_allowed, hf_cache_dir, locate, looks_like_hf_id
 from .stream import Conditioning, EngineParts
 
@@ -119,22 +120,45 @@ def apply_loras(pipe: Any, cfg: GeneratorConfig) -> list[str]:
     return loaded
 
 
+def load_single_file(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path | None = None) -> Any:
+    """A pipeline from a single .safetensors/.ckpt checkpoint (the original SD layout): weights
+    from the file, architecture from `cfg.checkpoint_config`'s configs on disk (or diffusers' guess),
+    handed to from_single_file as a folder so it never reaches for the network by itself."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    from .checkpoint_file import pipeline_class_name
+    from .models import resolve_single_file
+
+    file, config, cache = resolve_single_file(cfg.model, cfg.checkpoint_config, cache_dir)
+    xl = "XL" in pipeline_class_name(Path(config)) or (config == SDXL_CONFIG)
+    kwargs: dict[str, Any] = {**_dtype_kw(dtype), "config": config, "local_files_only": cache is None}
+    if cache is not None:
+        kwargs["cache_dir"] = str(cache)
+    if not xl:  # SD 1.x/2.x pipelines carry a safety checker; prompts are moderated before they get here
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
+    try:
+        return cls.from_single_file(str(file), **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        # A checkpoint of another architecture than its configs gives shape or key errors.
+        raise RuntimeError(f"{file} could not be loaded with the configs of {config} ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200]}); if it is not SD 1.5, set generator.checkpoint_config "
+                           f"to the matching diffusers model") from exc
+
+
 def load_pipeline(cfg: GeneratorConfig, device: str, dtype: torch.dtype, cache_dir: Path | None = None) -> Any:
     """A text-to-image pipeline for `cfg.model`: a diffusers folder, a hub id, or a single
-    .safetensors/.ckpt checkpoint file."""
-    from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
+    .safetensors/.ckpt checkpoint file (with `cfg.checkpoint_config`)."""
+    from diffusers import AutoPipelineForText2Image
 
     from .models import resolve_model_source
 
-    path = resolve_path(cfg.model)
-    common: dict[str, Any] = {**_dtype_kw(dtype), "safety_checker": None, "requires_safety_checker": False}
-    if path.is_file() and path.suffix in (".safetensors", ".ckpt"):
-        # Single-file checkpoints need the matching diffusers config, which from_single_file
-        # reads from the hub cache (fetched once with the fetch command).
-        pipe = StableDiffusionPipeline.from_single_file(str(path), local_files_only=not download_allowed(), **common)
+    if locate(cfg.model).file is not None:
+        pipe = load_single_file(cfg, dtype, cache_dir)
     else:
         source, cache = resolve_model_source(cfg.model, cache_dir)
-        kwargs: dict[str, Any] = {**common, "local_files_only": not download_allowed()}
+        kwargs: dict[str, Any] = {**_dtype_kw(dtype), "safety_checker": None, "requires_safety_checker": False,
+                                  "local_files_only": not download_allowed()}
         if cache is not None:
             kwargs["cache_dir"] = str(cache)
         try:

@@ -1,4 +1,5 @@
-"""Where model weights live, whether they are here, and how to fetch them.
+"""Where model weights live (a diffusers folder, a Hugging Face id or a single checkpoint
+file), whether they are here, and how to fetch them.
 
 No torch or diffusers here (stdlib and huggingface_hub only), so the app can decide between
 the diffusers generator and the preview before paying for those imports. Nothing in this
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..show import resolve_path
+from .checkpoint_file import CONFIG_PATTERNS, check_config_folder, check_file, guess_config, is_checkpoint_path
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +77,25 @@ def looks_like_hf_id(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelLocation:
-    """Where a model from a show file points: a local folder, or a Hugging Face id."""
+    """Where a model from a show file points: a local folder, a Hugging Face id, or a single
+    checkpoint file."""
 
     model: str
     folder: Path | None  # set when `model` names a folder on disk (existing or not)
     hf_id: str | None  # set when `model` is a Hugging Face repo id
+    file: Path | None = None  # set when `model` names a .safetensors/.ckpt file (existing or not)
 
 
 def locate(model: str) -> ModelLocation:
-    """A folder that exists wins; otherwise "owner/name" is a Hugging Face id and anything
+    """A folder that exists wins; a name ending in .safetensors/.ckpt is a checkpoint file
+    (no hub id looks like that); otherwise "owner/name" is a Hugging Face id and anything
     else is a folder that is not there (reported as such)."""
     model = model.strip()
     if not model:
         return ModelLocation(model, None, None)
     path = resolve_path(model)
+    if not path.is_dir() and is_checkpoint_path(path):
+        return ModelLocation(model, None, None, path)
     if path.is_dir() or not looks_like_hf_id(model):
         return ModelLocation(model, path, None)
     return ModelLocation(model, None, model)
@@ -128,10 +135,41 @@ def hf_snapshot_folder(hf_id: str, cache_dir: Path | None = None) -> Path | None
     return Path(found).parent if isinstance(found, str) else None
 
 
-def model_available_locally(model: str, cache_dir: Path | None = None) -> tuple[bool, str]:
+def config_for_checkpoint(file: Path, checkpoint_config: str = "",
+                          cache_dir: Path | None = None) -> tuple[str, Path | None, str]:
+    """For a single-file checkpoint: (the config it needs, that config's folder on disk or
+    None, what is wrong or ''). `checkpoint_config` is the show's generator.checkpoint_config; empty
+    takes diffusers' guess from the checkpoint's keys. Never downloads."""
+    ref = checkpoint_config.strip() or guess_config(file)
+    named = f"generator.checkpoint_config {ref}" if checkpoint_config.strip() else (
+        f"{ref} (the configs diffusers would pick for {file.name}; set generator.checkpoint_config for another)")
+    loc = locate(ref)
+    if loc.folder is not None:
+        if not loc.folder.is_dir():
+            return ref, None, f"{named}: folder {loc.folder} does not exist"
+        problem = check_config_folder(loc.folder)
+        return ref, (None if problem else loc.folder), problem
+    if loc.hf_id is None:
+        return ref, None, f"{named} is neither a folder nor a Hugging Face id"
+    cache = cache_dir or hf_cache_dir()
+    snapshot = hf_snapshot_folder(loc.hf_id, cache)
+    if snapshot is None or check_config_folder(snapshot):
+        return ref, None, (f"{file.name} needs the configs of {named}, which are not in the Hugging Face "
+                           f"cache ({_tilde(cache)}); fetch them (configs only, no weights) with: {FETCH_COMMAND}")
+    return ref, snapshot, ""
+
+
+def model_available_locally(model: str, cache_dir: Path | None = None, checkpoint_config: str = "") -> tuple[bool, str]:
     """(True, where) if the model can be loaded without the network, else (False, why and
-    how to get it). Never downloads."""
+    how to get it). Never downloads. `checkpoint_config` matters only for a single file."""
     loc = locate(model)
+    if loc.file is not None:
+        problem = check_file(loc.file)
+        if not problem:
+            ref, _, problem = config_for_checkpoint(loc.file, checkpoint_config, cache_dir)
+        if problem:
+            return False, problem
+        return True, f"{model} found locally (single-file checkpoint, configs from {ref})"
     if loc.folder is None and loc.hf_id is None:
         return False, "no model given (generator.model is empty)"
     if loc.folder is not None:
@@ -162,8 +200,10 @@ def model_available_locally(model: str, cache_dir: Path | None = None) -> tuple[
 def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str, Path | None]:
     """What to hand `from_pretrained`: (folder or id, cache_dir to use). Raises FileNotFoundError
     with the reason when the model is not here and downloads are not allowed."""
-    ok, reason = model_available_locally(model, cache_dir)
     loc = locate(model)
+    if loc.file is not None:
+        raise ValueError(f"{model} is a single-file checkpoint: load it with resolve_single_file")
+    ok, reason = model_available_locally(model, cache_dir)
     if loc.folder is not None:
         if not ok:
             raise FileNotFoundError(reason)
@@ -173,23 +213,71 @@ def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str
     return loc.hf_id or model, cache_dir or hf_cache_dir()
 
 
+def resolve_single_file(model: str, checkpoint_config: str = "",
+                        cache_dir: Path | None = None) -> tuple[Path, str, Path | None]:
+    """What to hand `from_single_file`: (the checkpoint file, `config` = a folder of configs,
+    or a hub id when downloads are allowed, cache_dir for that download or None). Raises
+    FileNotFoundError naming the file or config, and the fetch command."""
+    file = locate(model).file
+    if file is None:
+        raise ValueError(f"{model} is not a .safetensors/.ckpt file")
+    problem = check_file(file)
+    if problem:
+        raise FileNotFoundError(problem)
+    ref, folder, problem = config_for_checkpoint(file, checkpoint_config, cache_dir)
+    if folder is not None:
+        return file, str(folder), None
+    if download_allowed() and locate(ref).hf_id is not None:
+        return file, ref, cache_dir or hf_cache_dir()
+    raise FileNotFoundError(problem)
+
+
 def download_allowed() -> bool:
     """Downloads at show time happen only when someone asked for them by name."""
     return os.environ.get(ALLOW_DOWNLOAD_ENV, "") == "1"
 
 
+def _refuse_offline(what: str) -> None:
+    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True", "YES", "yes"):
+        raise RuntimeError(f"cannot fetch {what}: HF_HUB_OFFLINE is set; unset it to download")
+
+
+def fetch_checkpoint_config(model: str, checkpoint_config: str = "", cache_dir: Path | None = None) -> Path:
+    """For a single-file checkpoint: fetches the config files (no weights) of the architecture
+    it needs into the Hugging Face cache and returns their folder. The file itself is the
+    show's own and is never downloaded or touched."""
+    file = locate(model).file
+    if file is None:
+        raise ValueError(f"{model} is not a .safetensors/.ckpt file")
+    problem = check_file(file)
+    if problem:
+        raise FileNotFoundError(problem)
+    ref, folder, problem = config_for_checkpoint(file, checkpoint_config, cache_dir)
+    if folder is not None:
+        return folder
+    if locate(ref).hf_id is None:  # a local config folder that is missing or incomplete
+        raise FileNotFoundError(problem)
+    _refuse_offline(f"the {ref} configs")
+    from huggingface_hub import snapshot_download
+
+    cache = str(cache_dir or hf_cache_dir())
+    return Path(snapshot_download(ref, cache_dir=cache, allow_patterns=CONFIG_PATTERNS))
+
+
 def fetch_model(model_id: str, cache_dir: Path | None = None) -> Path:
     """Downloads a diffusers model into the Hugging Face cache (with tqdm progress bars) and
     returns its snapshot folder. Only the pipeline folders that model_index.json lists, as
-    fp32 safetensors. A local folder is returned as it is."""
+    fp32 safetensors. A local folder is returned as it is. (A single file: see
+    `fetch_checkpoint_config`.)"""
     loc = locate(model_id)
+    if loc.file is not None:
+        raise ValueError(f"{model_id} is a single-file checkpoint: fetch its configs with fetch_checkpoint_config")
     if loc.folder is not None:
         ok, reason = model_available_locally(model_id)
         if not ok:
             raise FileNotFoundError(reason)
         return loc.folder
-    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True", "YES", "yes"):
-        raise RuntimeError(f"cannot fetch {model_id}: HF_HUB_OFFLINE is set; unset it to download")
+    _refuse_offline(model_id)
     from huggingface_hub import hf_hub_download, snapshot_download
 
     cache = str(cache_dir or hf_cache_dir())
