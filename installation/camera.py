@@ -108,8 +108,6 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
 def quiet_opencv() -> Iterator[None]:
     """OpenCV prints a WARN line for every device it fails to open; probing should not.
     The log level is process-wide, so only short probes may use this."""
-    import cv2
-
     try:
         from cv2.utils import logging as cvlog
     except ImportError:  # builds without the utils module: nothing to quiet

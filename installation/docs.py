@@ -7,7 +7,6 @@ import re
 import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import BaseModel

@@ -3,8 +3,6 @@ step count at run time. Skipped without CUDA; run by scripts/gpu_check.sh (pytes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch

@@ -89,20 +89,31 @@ def check_file(path: Path) -> str:
     return ""
 
 
-def check_config_folder(folder: Path) -> str:
-    """'' if `folder` holds the diffusers configs a single file needs (model_index.json and a
-    config file in each component's folder; weights not needed), else what is missing."""
+def pipeline_components(folder: Path, what: str) -> tuple[list[str], str]:
+    """(the component folders a diffusers folder's model_index.json lists, such as ["unet",
+    "vae", ...], and ''), or ([], what is wrong); `what` says what the folder should be."""
     index_path = folder / "model_index.json"
     if not index_path.is_file():
-        return f"{folder} has no model_index.json, so it holds no diffusers configs"
+        return [], f"{folder} has no model_index.json, so it is not {what}"
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return f"{index_path} cannot be read ({exc})"
+        return [], f"{index_path} cannot be read ({exc})"
     if not isinstance(index, dict):
-        return f"{index_path} is not a JSON object"
-    for name, spec in index.items():
-        if name.startswith("_") or name in _NOT_NEEDED or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
+        return [], f"{index_path} is not a JSON object"
+    names = [name for name, spec in index.items()
+             if not name.startswith("_") and isinstance(spec, list) and len(spec) == 2 and spec[0] is not None]
+    return names, ""
+
+
+def check_config_folder(folder: Path) -> str:
+    """'' if `folder` holds the diffusers configs a single file needs (model_index.json and a
+    config file in each component's folder; weights not needed), else what is missing."""
+    names, problem = pipeline_components(folder, "a folder of diffusers configs")
+    if problem:
+        return problem
+    for name in names:
+        if name in _NOT_NEEDED:
             continue
         sub = folder / name
         if not sub.is_dir() or not any(p.suffix == ".json" for p in sub.iterdir()):

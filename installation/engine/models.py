@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..show import resolve_path
-from .checkpoint_file import CONFIG_PATTERNS, check_config_folder, check_file, guess_config, is_checkpoint_path
+from .checkpoint_file import (CONFIG_PATTERNS, check_config_folder, check_file, guess_config, is_checkpoint_path,
+                              pipeline_components)
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +104,10 @@ def locate(model: str) -> ModelLocation:
 
 def _check_folder(folder: Path) -> str:
     """'' if `folder` is a complete diffusers pipeline folder, else what is wrong with it."""
-    index_path = folder / "model_index.json"
-    if not index_path.is_file():
-        return f"{folder} has no model_index.json, so it is not a diffusers model folder"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"{index_path} cannot be read ({exc})"
-    if not isinstance(index, dict):
-        return f"{index_path} is not a JSON object"
-    for name, spec in index.items():
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None:
-            continue
+    names, problem = pipeline_components(folder, "a diffusers model folder")
+    if problem:
+        return problem
+    for name in names:
         sub = folder / name
         if not sub.is_dir():
             return f"{folder} lacks the {name}/ folder that model_index.json lists (incomplete download?)"
@@ -213,18 +206,25 @@ def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str
     return loc.hf_id or model, cache_dir or hf_cache_dir()
 
 
-def resolve_single_file(model: str, checkpoint_config: str = "",
-                        cache_dir: Path | None = None) -> tuple[Path, str, Path | None]:
-    """What to hand `from_single_file`: (the checkpoint file, `config` = a folder of configs,
-    or a hub id when downloads are allowed, cache_dir for that download or None). Raises
-    FileNotFoundError naming the file or config, and the fetch command."""
+def _checkpoint_and_config(model: str, checkpoint_config: str,
+                           cache_dir: Path | None) -> tuple[Path, str, Path | None, str]:
+    """(the checkpoint file, its config reference, the config folder on disk or None, what is
+    missing). Raises when the file itself is not there or not a checkpoint."""
     file = locate(model).file
     if file is None:
         raise ValueError(f"{model} is not a .safetensors/.ckpt file")
     problem = check_file(file)
     if problem:
         raise FileNotFoundError(problem)
-    ref, folder, problem = config_for_checkpoint(file, checkpoint_config, cache_dir)
+    return (file, *config_for_checkpoint(file, checkpoint_config, cache_dir))
+
+
+def resolve_single_file(model: str, checkpoint_config: str = "",
+                        cache_dir: Path | None = None) -> tuple[Path, str, Path | None]:
+    """What to hand `from_single_file`: (the checkpoint file, `config` = a folder of configs,
+    or a hub id when downloads are allowed, cache_dir for that download or None). Raises
+    FileNotFoundError naming the file or config, and the fetch command."""
+    file, ref, folder, problem = _checkpoint_and_config(model, checkpoint_config, cache_dir)
     if folder is not None:
         return file, str(folder), None
     if download_allowed() and locate(ref).hf_id is not None:
@@ -246,13 +246,7 @@ def fetch_checkpoint_config(model: str, checkpoint_config: str = "", cache_dir: 
     """For a single-file checkpoint: fetches the config files (no weights) of the architecture
     it needs into the Hugging Face cache and returns their folder. The file itself is the
     show's own and is never downloaded or touched."""
-    file = locate(model).file
-    if file is None:
-        raise ValueError(f"{model} is not a .safetensors/.ckpt file")
-    problem = check_file(file)
-    if problem:
-        raise FileNotFoundError(problem)
-    ref, folder, problem = config_for_checkpoint(file, checkpoint_config, cache_dir)
+    file, ref, folder, problem = _checkpoint_and_config(model, checkpoint_config, cache_dir)
     if folder is not None:
         return folder
     if locate(ref).hf_id is None:  # a local config folder that is missing or incomplete
