@@ -102,11 +102,22 @@ def cmd_tiny_model(argv: list[str]) -> int:
                                 description="Write a tiny random-weight diffusers model for tests and weightless demos.")
     p.add_argument("dest", type=Path)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--single-file", type=Path, default=None, metavar="FILE",
+                   help="also write it as one original-layout checkpoint (.safetensors or .ckpt), to try "
+                        "single-file loading: run it with generator.checkpoint_config = DEST")
     args = p.parse_args(argv)
+    if args.single_file is not None and args.single_file.suffix not in (".safetensors", ".ckpt"):
+        p.error(f"--single-file: expected a .safetensors or .ckpt file name, got {args.single_file}")
     from .engine.tiny_model import write_tiny_model
 
     path = write_tiny_model(args.dest, seed=args.seed)
     print(f"wrote a tiny random-weight model to {path}; run it with: python run.py --model {path}")
+    if args.single_file is not None:
+        from .engine.ldm_export import write_single_file
+
+        file = write_single_file(path, args.single_file)
+        print(f"wrote it as one checkpoint to {file}; a show runs it with generator.model = \"{file}\" "
+              f"and generator.checkpoint_config = \"{path}\"")
     return 0
 
 

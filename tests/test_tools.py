@@ -43,3 +43,19 @@ def test_tools_refuse_an_unknown_show():
         proc = run(tool, "no-such-show")
         assert proc.returncode == 2
         assert "no such show" in proc.stderr and "default" in proc.stderr
+
+
+def test_tiny_model_also_as_a_single_file_checkpoint(tmp_path):
+    from installation.engine.checkpoint_file import check_file, guess_config, safetensors_header
+
+    dest, file = tmp_path / "tiny", tmp_path / "tiny.safetensors"
+    proc = run("tiny-model", str(dest), "--single-file", str(file))
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint_config" in proc.stdout and str(file) in proc.stdout
+    assert (dest / "model_index.json").is_file() and check_file(file) == ""
+    keys = set(safetensors_header(file))
+    assert any(k.startswith("model.diffusion_model.") for k in keys)  # the original SD layout
+    assert any(k.startswith("first_stage_model.") for k in keys)
+    assert guess_config(file)  # recognised as an SD architecture
+    bad = run("tiny-model", str(tmp_path / "t2"), "--single-file", str(tmp_path / "x.bin"))
+    assert bad.returncode != 0 and "--single-file" in bad.stderr
