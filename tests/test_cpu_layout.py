@@ -3,6 +3,8 @@ timing, applied only while inside, and never changing a value."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -88,3 +90,29 @@ def test_applied_converts_inputs_inside_only_and_keeps_values(net):
     torch.testing.assert_close(inside, plain, rtol=1e-5, atol=1e-5)
     assert torch.equal(after, plain)
     assert not net.second._forward_pre_hooks
+
+
+def test_choices_are_kept_so_every_start_traces_the_same_program(net, tmp_path, monkeypatch, caplog):
+    memo = tmp_path / "layouts.json"
+    seen = cpu_layout.record_inputs([net], lambda: net(torch.randn(1, 3, 32, 32)))
+    table = {3: (1.0, 5.0), 8: (2.0, 1.0)}  # (NCHW, channels-last) seconds by input channels
+    monkeypatch.setattr(cpu_layout, "_time_conv", lambda conv, shape, fmt, reps:
+                        table[shape.input_shape[1]][fmt == torch.channels_last])
+    first = cpu_layout.choose(seen, memo=memo)
+    assert memo.is_file() and first[net.second] == torch.channels_last
+
+    def untimed(*args):
+        raise AssertionError("timed again although the choice was kept")
+
+    monkeypatch.setattr(cpu_layout, "_time_conv", untimed)
+    assert cpu_layout.choose(seen, memo=memo) == first  # the same choice, even if timing now differed
+    # Another shape is timed and added; the file keeps both.
+    other = cpu_layout.record_inputs([net], lambda: net(torch.randn(1, 3, 16, 16)))
+    monkeypatch.setattr(cpu_layout, "_time_conv", lambda conv, shape, fmt, reps: 1.0)
+    cpu_layout.choose(other, memo=memo)
+    assert len(json.loads(memo.read_text())) == 4
+    # A damaged file is said and ignored: the layouts are timed again.
+    memo.write_text("{not json")
+    with caplog.at_level("WARNING", logger="installation.engine.cpu_layout"):
+        again = cpu_layout.choose(seen, memo=memo)
+    assert "ignoring" in caplog.text and set(again.values()) == {torch.contiguous_format}

@@ -135,7 +135,7 @@ def test_cpu_compiled_frames_equal_the_diffusers_pipeline(base_pipe, camera):
     engine.prepare([1], [False], progress=messages.append)
     assert engine.accel_label == "compile" and not engine.stats.failed, engine.stats.failed
     assert any("torch.compile" in m for m in messages)
-    assert any("convolutions channels-last (timed on this machine)" in m for m in messages)
+    assert any("convolutions channels-last (timed on this machine; kept in" in m for m in messages)
     # The per-layer layout hooks lived only for the trace: the shared modules are as they were.
     assert not any(m._forward_pre_hooks for m in [*engine.unet.modules(), *engine.vae.modules()])
     prompt = "a red tree in the snow"
@@ -152,6 +152,31 @@ def test_cpu_compiled_frames_equal_the_diffusers_pipeline(base_pipe, camera):
     # It can fail: another seed's noise is another picture.
     other = engine.frame(FrameRequest(prompt, steps=1, strength=0.3, seed=8), camera)
     assert max_diff(other, to_u8(ref)) > 0
+
+
+def test_a_compiled_cpu_engine_lets_its_model_go(tiny_model, camera):
+    """A show switch or a restarted stage builds a new engine: the old one's weights must be
+    freed, not kept by the compiled program (as they would be with Inductor's frozen weights)."""
+    import gc
+    import weakref
+
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from installation.engine.arch import tiny_taesd
+    from installation.engine.stream import FrameRequest
+
+    def build_and_paint() -> list:
+        pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model, vae=tiny_taesd(seed=1), safety_checker=None,
+                                                              requires_safety_checker=False)
+        engine = make_engine(pipe, acceleration="compile")
+        engine.prepare([1], [False], progress=lambda m: None)
+        assert engine.accel_label == "compile"
+        engine.frame(FrameRequest("a garden", steps=1, strength=0.5, seed=1), camera)
+        return [weakref.ref(p) for p in (*engine.unet.parameters(), *engine.vae.parameters())]
+
+    weights = build_and_paint()
+    gc.collect()
+    assert weights and sum(w() is not None for w in weights) == 0
 
 
 def test_cpu_compile_failure_paints_eagerly(base_pipe, camera, monkeypatch):

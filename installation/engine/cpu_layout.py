@@ -14,11 +14,17 @@ they were: the hooks live only for the trace, and the values computed are identi
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 # A layout must win by this fraction to replace NCHW: below it the difference is timer noise,
 # and each switch costs a conversion copy in the compiled program.
@@ -77,19 +83,76 @@ def _time_conv(conv: torch.nn.Conv2d, shape: ConvShape, fmt: torch.memory_format
     return best
 
 
-def choose(seen: dict[torch.nn.Conv2d, ConvShape], reps: int = 15) -> dict[torch.nn.Conv2d, torch.memory_format]:
+def choose(seen: dict[torch.nn.Conv2d, ConvShape], reps: int = 15,
+           memo: Path | None = None) -> dict[torch.nn.Conv2d, torch.memory_format]:
     """The faster layout per convolution, timed once per distinct shape. NCHW unless
-    channels-last wins by more than MARGIN."""
+    channels-last wins by more than MARGIN.
+
+    `memo`: a JSON file of earlier choices on this machine. Shapes found there are not timed
+    again, so every start traces the same program and the inductor cache hits (on a busy
+    machine a close call could otherwise flip from one start to the next, and each flip is a
+    cache miss: a full compile)."""
+    known = _read_memo(memo)
     by_shape: dict[ConvShape, torch.memory_format] = {}
     chosen: dict[torch.nn.Conv2d, torch.memory_format] = {}
     with torch.inference_mode():
         for conv, shape in seen.items():
             if shape not in by_shape:
-                nchw = _time_conv(conv, shape, torch.contiguous_format, reps)
-                cl = _time_conv(conv, shape, torch.channels_last, reps)
-                by_shape[shape] = torch.channels_last if cl < nchw * (1 - MARGIN) else torch.contiguous_format
+                key = _memo_key(shape, conv.weight.dtype)
+                if key in known:
+                    by_shape[shape] = _FORMATS[known[key]]
+                else:
+                    nchw = _time_conv(conv, shape, torch.contiguous_format, reps)
+                    cl = _time_conv(conv, shape, torch.channels_last, reps)
+                    by_shape[shape] = torch.channels_last if cl < nchw * (1 - MARGIN) else torch.contiguous_format
+                    known[key] = _NAMES[by_shape[shape]]
             chosen[conv] = by_shape[shape]
+    _write_memo(memo, known)
     return chosen
+
+
+_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+_NAMES = {fmt: name for name, fmt in _FORMATS.items()}
+
+
+def default_memo() -> Path:
+    """Where this machine's choices are kept: beside the inductor cache (the programs they
+    shape live there too), one file per torch version, CPU capability and thread count."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    tag = f"{torch.__version__}-{torch.backends.cpu.get_cpu_capability()}-{torch.get_num_threads()}t"
+    return Path(cache_dir()) / f"jadong-conv-layouts-{tag}.json"
+
+
+def _memo_key(shape: ConvShape, dtype: torch.dtype) -> str:
+    return json.dumps([list(shape.input_shape), list(shape.weight_shape), list(shape.stride),
+                       shape.padding if isinstance(shape.padding, str) else list(shape.padding),
+                       list(shape.dilation), shape.groups, shape.bias, str(dtype)])
+
+
+def _read_memo(memo: Path | None) -> dict[str, str]:
+    if memo is None:
+        return {}
+    try:
+        data = json.loads(memo.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("convolution layouts: ignoring %s (%s); timing them again", memo, exc)
+        return {}
+    return {k: v for k, v in data.items() if v in _FORMATS} if isinstance(data, dict) else {}
+
+
+def _write_memo(memo: Path | None, known: dict[str, str]) -> None:
+    if memo is None:
+        return
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=0, sort_keys=True), encoding="utf-8")
+        tmp.replace(memo)  # whole or not at all, even with two shows starting at once
+    except OSError as exc:
+        log.warning("convolution layouts: could not save %s (%s); they will be timed again", memo, exc)
 
 
 @contextlib.contextmanager

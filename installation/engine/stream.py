@@ -16,10 +16,12 @@ and costs about one batched UNet call per frame.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
 import time
+import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -164,12 +166,31 @@ class _Program:
 # - layout_optimization off: Inductor would make every convolution channels-last, overriding
 #   the per-layer choice of cpu_layout (a 3-channel or narrow convolution is several times
 #   slower that way);
-# - cpp_wrapper: the program's ~150 kernel calls are made from generated C++, not Python;
-# - freezing: weights become constants, so everything computed from weights alone (transposed
-#   projection matrices, folded scales) is done once at compile time, not every frame;
-# - no weight prepacking: it would move every convolution onto oneDNN, which is slower than
-#   PyTorch's own kernels for the small ones.
-_CPU_INDUCTOR = {"layout_optimization": False, "cpp_wrapper": True, "freezing": True, "cpp.weight_prepack": False}
+# - cpp_wrapper: the program's ~150 kernel calls are made from generated C++, not Python.
+# Not `freezing` (~7 % faster): the frozen weights are kept by Inductor's generated modules
+# for the life of the process, so every engine rebuilt (a show switch, a restarted stage)
+# would leak a whole model.
+_CPU_INDUCTOR = {"layout_optimization": False, "cpp_wrapper": True}
+# The Inductor settings are process-wide while patched: one CPU preparation at a time.
+_CPU_PREPARE_LOCK = threading.Lock()
+
+
+def _private_entry(forward: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A function calling `forward(prog)` with its own code object and its own globals.
+
+    Dynamo keeps what it compiles in the traced function's globals (`__compiled_fn_N`) and its
+    cache on the code object. A lambda here would use this module's globals, which live for
+    the whole process, so each engine ever built would leave its compiled program behind; with
+    a private code object and globals dict, it goes when the engine drops its program."""
+
+    def entry(prog: Any) -> None:
+        forward(prog)
+
+    code = entry.__code__.replace(co_name=f"frame_program_{next(_ENTRY_IDS)}")
+    return types.FunctionType(code, dict(entry.__globals__), code.co_name, None, entry.__closure__)
+
+
+_ENTRY_IDS = itertools.count()
 
 
 class StreamEngine:
@@ -556,19 +577,21 @@ class StreamEngine:
             # attributes), and nothing they check can change. This compiled entry is private
             # (isolate_recompiles: no other engine can pick it up), it is only ever called with
             # its own program P, whose buffers never change shape, dtype or device, and always
-            # inside inference_mode. The weights are frozen into it (_CPU_INDUCTOR): LoRAs are
-            # fused before the engine is built, and nothing changes a weight afterwards.
-            compiled = torch.compile(lambda prog: forward(prog), fullgraph=True, dynamic=False,
+            # inside inference_mode; weights are graph inputs, so values changed in place are
+            # seen (a LoRA is fused before the engine is built).
+            compiled = torch.compile(_private_entry(forward), fullgraph=True, dynamic=False,
                                      isolate_recompiles=True,
                                      options={"guard_filter_fn": lambda guards: [False] * len(guards)})
             self._fill_for_capture(P, P.key.stages)
             with torch.inference_mode():
                 seen = cpu_layout.record_inputs([self.unet, self.vae], lambda: forward(P))
-                layouts = cpu_layout.choose(seen)
-            progress(f"{label}: {cpu_layout.summary(layouts)} (timed on this machine)")
+                memo = cpu_layout.default_memo()
+                layouts = cpu_layout.choose(seen, memo=memo)
+            progress(f"{label}: {cpu_layout.summary(layouts)} (timed on this machine; kept in {memo})")
             # The compile happens at the first call, so the settings and layout hooks need only
             # hold for the warm-up (see _CPU_INDUCTOR).
-            with torch.inference_mode(), cpu_layout.applied(layouts), inductor_config.patch(_CPU_INDUCTOR):
+            with _CPU_PREPARE_LOCK, torch.inference_mode(), cpu_layout.applied(layouts), \
+                    inductor_config.patch(_CPU_INDUCTOR):
                 for _ in range(2):
                     compiled(P)
             P.cpu_fn = lambda: compiled(P)
