@@ -492,8 +492,13 @@ class OscServer:
         if ok:
             # Delivered from the packet parsed here, so python-osc's handler does not parse the
             # datagram a second time (its dispatcher only ever called _on_message anyway).
-            for timed in packet.messages:
-                self._on_message(client, timed.message.address, *timed.message.params)
+            # socketserver calls verify_request outside its own error handling: an exception
+            # escaping here would end the server for the rest of the show.
+            try:
+                for timed in packet.messages:
+                    self._on_message(client, timed.message.address, *timed.message.params)
+            except Exception:
+                log.exception("OSC: error while handling a datagram from %s", sender)
         return False
 
     def _schedule(self, packet: OscPacket, client: Any) -> None:

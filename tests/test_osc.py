@@ -284,6 +284,30 @@ def test_a_broken_event_handler_does_not_stop_the_server(controls, no_thread_lea
             assert next_control(controls).args == ("two",)
 
 
+def test_an_error_while_delivering_does_not_stop_the_server(no_thread_leak, caplog):
+    """Messages are delivered from the pre-check, which socketserver runs outside its own error
+    handling: whatever goes wrong with one message, the next one still arrives."""
+
+    class BreaksOnce(DropOldestQueue):
+        broke = False
+
+        def put(self, item):
+            if not self.broke:
+                self.broke = True
+                raise RuntimeError("queue broke")
+            return super().put(item)
+
+    queue = BreaksOnce("controls", 16)
+    with caplog.at_level("ERROR", logger="installation.osc"):
+        with OscServer(OscConfig(port=0), queue) as srv:
+            with SimpleUDPClient("127.0.0.1", srv.port) as c:
+                c.send_message("/jadong/prompt", "one")
+                c.send_message("/jadong/prompt", "two")
+                assert next_control(queue).args == ("two",)
+                assert srv.running
+    assert "queue broke" in caplog.text
+
+
 def test_full_control_queue_drops_the_oldest(events, no_thread_leak):
     small: DropOldestQueue[Control] = DropOldestQueue("controls", 2)
     with OscServer(OscConfig(port=0), small, on_event=events) as srv:
