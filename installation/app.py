@@ -191,6 +191,7 @@ class App:
         self.presenter.set_idle(self._serve_controls_until)
         if self.options.record is not None and self.presenter.recording_error:
             self.events.write("error", stage="recording", reason=self.presenter.recording_error)
+            self.state.last_error = f"not recording: {self.presenter.recording_error}"
         if self.presenter.mode != self.show.display.mode:
             reason = self.presenter.mode_note or "no display available; running headless"
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode, reason=reason)

@@ -636,7 +636,7 @@ class Presenter:
         if self.recorder is not None:
             st = self.recorder.stats()
             own += (f" · rec {st.written} frames, {st.dropped} dropped" if st.stopped is None
-                    else f" · rec stopped at {st.written} frames: disk full")
+                    else f" · rec stopped at {st.written} frames (see log)")
         elif self.recording_error:
             own += " · not recording (see log)"
         key = tuple(self._hud_lines)

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from .channels import LatestSlot
+from .engine.checkpoint_file import check_file
 from .engine.models import FETCH_COMMAND, download_allowed, locate, model_available_locally
 from .interfaces import Generator
 from .messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
@@ -86,7 +87,7 @@ def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator
     ok, why = model_available_locally(model, checkpoint_config=cfg.checkpoint_config)
     loc = locate(model)
     # Downloads at show time fetch a hub model, or a checkpoint file's configs, never the file.
-    if not ok and download_allowed() and (loc.hf_id is not None or (loc.file is not None and loc.file.is_file())):
+    if not ok and download_allowed() and (loc.hf_id is not None or (loc.file is not None and check_file(loc.file) == "")):
         ok, why = True, f"{why}; JADONG_ALLOW_DOWNLOAD=1, so it will be downloaded now"
     if not ok:
         if cfg.kind == "diffusers":

@@ -163,6 +163,8 @@ class VideoRecorder:
 
         `t` (a time.monotonic() stamp of when the frame was shown) places it on the timeline;
         without it every frame written is one frame of video."""
+        if self.stopped is not None:
+            return  # the disk filled up: nothing more is recorded (stopped says so)
         if self._closed:
             if not self._warned_after_close:
                 log.warning("%s: frame written after the recording was closed; ignored", self.path)

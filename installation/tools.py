@@ -143,12 +143,13 @@ def cmd_fetch_models(argv: list[str]) -> int:
             failures += 1
             print(f"{model}: could not be fetched: {exc}", file=sys.stderr)
     # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
-    from .engine.models import looks_like_hf_id
+    from .engine.models import looks_like_hf_id, model_is_sdxl
 
     gen = show.generator
     extras = []
     if gen.autoencoder == "auto":
-        extras.append("madebyollin/taesdxl" if "xl" in gen.model.lower() else "madebyollin/taesd")
+        sdxl = model_is_sdxl(gen.model, gen.checkpoint_config)
+        extras.append("madebyollin/taesdxl" if sdxl else "madebyollin/taesd")
     elif gen.autoencoder != "full":
         extras.append(gen.autoencoder)
     extras += [ref for ref in (gen.lcm_lora, gen.lora) if ref]

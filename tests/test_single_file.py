@@ -292,3 +292,32 @@ def test_fetch_models_with_local_configs_or_a_missing_file_downloads_nothing(tin
     gone = tmp_path / "gone.safetensors"
     assert cmd_fetch_models([str(write_show(tmp_path, gone))]) == 1
     assert f"checkpoint file {gone} does not exist" in capsys.readouterr().err
+
+
+def test_sdxl_is_told_from_what_is_on_disk(tiny_model, tiny_file, tmp_path, monkeypatch):
+    """What decides TAESD or TAESDXL (fetch-models) and the SDXL pipeline class (a single file
+    whose configs are a hub id not fetched yet): the checkpoint's own keys, a folder's pipeline
+    class, and only for a hub id not on disk its name."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    from installation.engine import checkpoint_file as cf
+    from installation.engine.arch import tiny_sdxl_pipeline
+    from installation.engine.models import model_is_sdxl
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    base = StableDiffusionPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
+    tiny_sdxl_pipeline(base).save_pretrained(tmp_path / "tiny-sdxl")
+    xl_file = tmp_path / "juggernaut.safetensors"  # an SDXL file whose name says nothing
+    save_file({cf._SDXL_KEY: torch.zeros(2)}, str(xl_file))
+    assert model_is_sdxl(str(tmp_path / "tiny-sdxl"))
+    assert not model_is_sdxl(str(tiny_model))
+    assert model_is_sdxl(str(xl_file)) and not model_is_sdxl(str(tiny_file))
+    assert cf.checkpoint_is_sdxl(xl_file, None, "owner/any-config")  # the keys win over the config's name
+    ckpt = tmp_path / "old.ckpt"  # unreadable without torch: its configs decide
+    ckpt.write_bytes(b"")
+    assert cf.checkpoint_is_sdxl(ckpt, tmp_path / "tiny-sdxl", "")
+    assert cf.checkpoint_is_sdxl(ckpt, None, "stabilityai/sdxl-turbo")
+    assert not cf.checkpoint_is_sdxl(ckpt, tiny_model, "")
+    assert model_is_sdxl("stabilityai/sdxl-turbo") and not model_is_sdxl("stabilityai/sd-turbo")

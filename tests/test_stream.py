@@ -259,11 +259,13 @@ def test_sdxl_frames_equal_the_diffusers_sdxl_pipelines(sdxl_pipe, camera, sched
     assert max_diff(out, ref) <= 2, "txt2img"
 
 
-def test_an_sdxl_folder_loads_as_sdxl_and_paints(sdxl_pipe, tmp_path, camera, caplog):
+def test_an_sdxl_folder_loads_as_sdxl_and_paints(sdxl_pipe, tmp_path, camera, caplog, monkeypatch):
     """A saved SDXL model folder goes through the show's loading path (the pipeline class from
     its model_index.json); TAESDXL is asked for and, offline and absent, the full VAE is used
     with a warning naming the fetch command."""
     from installation.engine.stream_generator import StreamGenerator
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # TAESDXL absent, even where it was fetched
 
     sdxl_pipe.save_pretrained(tmp_path / "tiny-sdxl", safe_serialization=True)
     gen = StreamGenerator(GeneratorConfig(model=str(tmp_path / "tiny-sdxl"), width=64, height=64,

@@ -75,6 +75,19 @@ def guess_config(path: Path) -> str:
     return SD15_CONFIG
 
 
+def checkpoint_is_sdxl(path: Path, config_folder: Path | None, config_ref: str) -> bool:
+    """Whether the checkpoint is SDXL: from its own keys when it is safetensors, else from the
+    configs it is loaded with (their pipeline class, or the config's name)."""
+    if path.suffix.lower() == ".safetensors":
+        try:
+            return _SDXL_KEY in safetensors_header(path)
+        except (OSError, ValueError):
+            pass
+    if config_folder is not None:
+        return "XL" in pipeline_class_name(config_folder)
+    return "xl" in config_ref.lower()
+
+
 def check_file(path: Path) -> str:
     """'' if the checkpoint file is there and (for safetensors) whole, else what is wrong."""
     if not path.exists():

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from ..show import GeneratorConfig, resolve_path
-from .checkpoint_file import SDXL_CONFIG
 from .models import FETCH_COMMAND, download_allowed, hf_cache_dir, locate, looks_like_hf_id
 from .stream import Conditioning, EngineParts
 
@@ -126,11 +125,12 @@ def load_single_file(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path |
     handed to from_single_file as a folder so it never reaches for the network by itself."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from .checkpoint_file import pipeline_class_name
+    from .checkpoint_file import checkpoint_is_sdxl
     from .models import resolve_single_file
 
     file, config, cache = resolve_single_file(cfg.model, cfg.checkpoint_config, cache_dir)
-    xl = "XL" in pipeline_class_name(Path(config)) or (config == SDXL_CONFIG)
+    # `config` is a folder on disk, or (downloads allowed) a hub id not fetched yet.
+    xl = checkpoint_is_sdxl(file, Path(config) if cache is None else None, config)
     kwargs: dict[str, Any] = {**_dtype_kw(dtype), "config": config, "local_files_only": cache is None}
     if cache is not None:
         kwargs["cache_dir"] = str(cache)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..show import resolve_path
-from .checkpoint_file import (CONFIG_PATTERNS, check_config_folder, check_file, guess_config, is_checkpoint_path,
-                              pipeline_components)
+from .checkpoint_file import (CONFIG_PATTERNS, check_config_folder, check_file, checkpoint_is_sdxl, guess_config,
+                              is_checkpoint_path, pipeline_class_name, pipeline_components)
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,21 @@ def hf_snapshot_folder(hf_id: str, cache_dir: Path | None = None) -> Path | None
     cache = cache_dir or hf_cache_dir()
     found = try_to_load_from_cache(hf_id, "model_index.json", cache_dir=str(cache))
     return Path(found).parent if isinstance(found, str) else None
+
+
+def model_is_sdxl(model: str, checkpoint_config: str = "", cache_dir: Path | None = None) -> bool:
+    """Whether a show's model is SDXL (it then wants TAESDXL), from what is on disk: a
+    checkpoint file's keys or configs, a folder's pipeline class, a cached hub model's; for a
+    hub id not fetched yet, its name."""
+    loc = locate(model)
+    if loc.file is not None:
+        ref, folder, _ = config_for_checkpoint(loc.file, checkpoint_config, cache_dir) \
+            if loc.file.is_file() else (checkpoint_config, None, "")
+        return checkpoint_is_sdxl(loc.file, folder, ref or "")
+    folder = loc.folder or hf_snapshot_folder(model, cache_dir)
+    if folder is not None and (folder / "model_index.json").is_file():
+        return "XL" in pipeline_class_name(folder)
+    return "xl" in model.lower()
 
 
 def config_for_checkpoint(file: Path, checkpoint_config: str = "",
