@@ -153,7 +153,7 @@ class GeneratorConfig(_Section):
     acceleration: Literal["auto", "compile", "graphs", "eager"] = Field(
         "auto", description="CUDA: auto/compile = torch.compile + CUDA graphs, falling back to graphs, then eager. "
         "CPU: auto = eager; compile = the whole frame in one torch.compile graph (about 40 s at the first start, "
-        "about 10 s once cached; each convolution's memory layout is timed on the machine first).")
+        "seconds once cached; each convolution's memory layout is timed once per machine).")
     stream_batch: bool = Field(True, description="steps > 1: every stage in one UNet call (output lags steps-1 frames).")
     similarity_filter: float = Field(
         0.98, ge=0.0, le=1.0, description="Skip camera frames this similar (cosine, 0-1) to the last painted one (0: off).")
