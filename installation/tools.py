@@ -106,7 +106,7 @@ def cmd_tiny_model(argv: list[str]) -> int:
                    help="also write it as one original-layout checkpoint (.safetensors or .ckpt), to try "
                         "single-file loading: run it with generator.checkpoint_config = DEST")
     args = p.parse_args(argv)
-    if args.single_file is not None and args.single_file.suffix not in (".safetensors", ".ckpt"):
+    if args.single_file is not None and args.single_file.suffix.lower() not in (".safetensors", ".ckpt"):
         p.error(f"--single-file: expected a .safetensors or .ckpt file name, got {args.single_file}")
     from .engine.tiny_model import write_tiny_model
 

@@ -129,7 +129,7 @@ def write_single_file(folder: Path, dest: Path) -> Path:
                            AutoencoderKL.from_pretrained(folder, subfolder="vae"),
                            CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.suffix == ".ckpt":
+    if dest.suffix.lower() == ".ckpt":
         torch.save({"state_dict": state}, dest)
     else:
         from safetensors.torch import save_file
