@@ -114,6 +114,7 @@ class VideoRecorder:
         self.path = Path(path)
         self.min_free_mb = float(min_free_mb)
         self.stopped: str | None = None
+        self._warned_disk = False
         self.fps = float(fps)
         self.size = (int(size[0]), int(size[1]))
         if not self.fps > 0:
@@ -222,7 +223,12 @@ class VideoRecorder:
         try:
             free = shutil.disk_usage(self.path.parent).free
         except OSError as exc:
-            return f"cannot read the free space of {self.path.parent} ({exc})"
+            # Not knowing is not a full disk (a network share's hiccup): say so once, record on.
+            if not self._warned_disk:
+                self._warned_disk = True
+                log.warning("%s: cannot read the free space of %s (%s); recording on", self.path,
+                            self.path.parent, exc)
+            return None
         if free < self.min_free_mb * 1024 * 1024:
             return (f"the disk is nearly full: {free / 1024 / 1024:.0f} MB free on {self.path.parent}, "
                     f"recording needs {self.min_free_mb:.0f} MB")

@@ -583,6 +583,22 @@ def test_recorder_stops_before_the_disk_fills_and_the_file_stays_playable(tmp_pa
     assert len(frames) == written >= 5
 
 
+def test_recorder_records_on_when_free_space_cannot_be_read(tmp_path, no_thread_leak, monkeypatch, caplog):
+    import installation.recorder as recorder
+
+    def unreadable(path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(recorder.shutil, "disk_usage", unreadable)
+    monkeypatch.setattr(recorder, "DISK_CHECK_S", 0.0)
+    with caplog.at_level(logging.WARNING, logger="installation.recorder"):
+        with VideoRecorder(tmp_path / "share.avi", 10.0, (64, 64)) as rec:
+            for _ in range(3):
+                rec.write(solid(RED, 64, 64))
+    assert rec.stopped is None and rec.stats().written == 3
+    assert caplog.text.count("cannot read the free space") == 1
+
+
 def test_presenter_records_the_composed_screen(presenter, tmp_path, no_thread_leak):
     path = tmp_path / "show.mp4"
     clock = FakeClock()
