@@ -16,6 +16,7 @@ and costs about one batched UNet call per frame.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -24,7 +25,7 @@ import time
 import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -396,6 +397,22 @@ class StreamEngine:
                 self._programs[key] = P
             return P
 
+    @contextlib.contextmanager
+    def _on_placeholders(self, P: _Program) -> Iterator[None]:
+        """While inside, P's inputs hold placeholders (for warm-up, capture or compile). The
+        frame state a viewer sees (the camera image, the last output, the feedback image, the
+        stream batch's frames in flight) is restored afterwards, so preparing at run time shows
+        no glitch, and the next frame writes every input again."""
+        kept = [t.clone() for t in (P.image, P.out, P.prev, P.queue)]
+        try:
+            self._fill_for_capture(P, P.key.stages)
+            yield
+        finally:
+            for dst, src in zip((P.image, P.out, P.prev, P.queue), kept):
+                dst.copy_(src)
+            P.schedule_key = None
+            P.cond_version = P.noise_version = -1
+
     def _fill_for_capture(self, P: _Program, steps: int) -> None:
         """Plausible buffer contents for warm-up and capture (values do not matter to a graph,
         but keep them finite so warm-up exercises the real kernels)."""
@@ -417,40 +434,31 @@ class StreamEngine:
 
         Runs on the thread that paints frames, between two frames: capturing on one thread
         while another launches kernels on the same module and buffers would race on P's
-        buffers (and on torch.compile's state). The frame state a viewer sees (the camera
-        image, the last output, the feedback image, the stream batch's frames in flight) is
-        restored afterwards, so preparing at run time shows no glitch."""
-        steps = P.key.stages
-        kept = [t.clone() for t in (P.image, P.out, P.prev, P.queue)]
+        buffers (and on torch.compile's state). What a viewer sees is restored afterwards
+        (_on_placeholders)."""
         P.compiled = compile_too
         try:
-            self._fill_for_capture(P, steps)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            # Warm-up: cuDNN/cuBLAS choose kernels, torch.compile compiles and autotunes (a
-            # program already painted eagerly needs less of it).
-            warmups = 3 if (compile_too or P.eager_runs == 0) else 1
-            with torch.cuda.stream(side), torch.inference_mode():
-                for _ in range(warmups):
+            with self._on_placeholders(P):
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                # Warm-up: cuDNN/cuBLAS choose kernels, torch.compile compiles and autotunes (a
+                # program already painted eagerly needs less of it).
+                warmups = 3 if (compile_too or P.eager_runs == 0) else 1
+                with torch.cuda.stream(side), torch.inference_mode():
+                    for _ in range(warmups):
+                        self._forward(P)
+                torch.cuda.current_stream().wait_stream(side)
+                torch.cuda.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                # thread_local: another thread's CUDA work (the speech model, say) neither breaks
+                # this capture nor is broken by it. Intermediates live in the graph's private pool;
+                # results leave only through P's static buffers, which were allocated outside it.
+                with torch.inference_mode(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
                     self._forward(P)
-            torch.cuda.current_stream().wait_stream(side)
-            torch.cuda.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: another thread's CUDA work (the speech model, say) neither breaks
-            # this capture nor is broken by it. Intermediates live in the graph's private pool;
-            # results leave only through P's static buffers, which were allocated outside it.
-            with torch.inference_mode(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self._forward(P)
-            torch.cuda.synchronize()
+                torch.cuda.synchronize()
         except BaseException:
             P.compiled = False
             raise
-        finally:
-            for dst, src in zip((P.image, P.out, P.prev, P.queue), kept):
-                dst.copy_(src)
-            # Inputs were overwritten with placeholders: the next frame writes them all again.
-            P.schedule_key = None
-            P.cond_version = P.noise_version = -1
         P.graph = graph
 
     def _compile(self, progress: Progress) -> bool:
@@ -501,8 +509,7 @@ class StreamEngine:
             return self._prepare_cpu(P, progress)
         if not self._can_capture() or P.failed:
             return "eager"
-        label = f"{key.stages} step{'s' if key.stages > 1 else ''} {'txt2img' if key.txt2img else 'img2img'}" \
-                f"{' cfg' if key.cfg else ''} {self.width}x{self.height}"
+        label = self._label(key)
         t0 = time.monotonic()
         if allow_compile and mode in ("auto", "compile") and self._compile(progress):
             try:
@@ -513,9 +520,7 @@ class StreamEngine:
                 progress(f"prepared {label} (compile+graph) in {time.monotonic() - t0:.0f} s")
                 return self.accel_label
             except Exception as exc:
-                log.warning("compile+graph failed for %s (%s: %s); trying a plain CUDA graph",
-                            label, type(exc).__name__, exc)
-                self.stats.failed.append(f"{label} compile: {type(exc).__name__}: {exc}"[:200])
+                self._note_failure(label, "compile+graph", exc, "trying a plain CUDA graph")
                 self._uncompile()
                 P.graph = None
                 P.compiled = False
@@ -528,8 +533,7 @@ class StreamEngine:
             progress(f"prepared {label} (graph) in {time.monotonic() - t0:.0f} s")
             return "graph"
         except Exception as exc:
-            log.warning("CUDA graph capture failed for %s (%s: %s); painting eagerly", label, type(exc).__name__, exc)
-            self.stats.failed.append(f"{label} graph: {type(exc).__name__}: {exc}"[:200])
+            self._note_failure(label, "CUDA graph capture", exc, "painting eagerly")
             P.graph = None
             P.failed = True
             return "eager"
@@ -546,6 +550,10 @@ class StreamEngine:
             for txt in sorted(set(txt2img)):
                 key = self.program_key(FrameRequest("", steps=s, txt2img=txt, guidance_scale=guidance_scale))
                 self.prepare_program(key, progress)
+
+    def _note_failure(self, label: str, what: str, exc: BaseException, then: str) -> None:
+        log.warning("%s failed for %s (%s: %s); %s", what, label, type(exc).__name__, exc, then)
+        self.stats.failed.append(f"{label} {what}: {type(exc).__name__}: {exc}"[:200])
 
     def _label(self, key: ProgramKey) -> str:
         return (f"{key.stages} step{'s' if key.stages > 1 else ''} {'txt2img' if key.txt2img else 'img2img'}"
@@ -564,7 +572,6 @@ class StreamEngine:
 
         label = self._label(P.key)
         t0 = time.monotonic()
-        kept = [t.clone() for t in (P.image, P.out, P.prev, P.queue)]
         try:
             os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
             import torch._inductor.config as inductor_config
@@ -582,35 +589,29 @@ class StreamEngine:
             compiled = torch.compile(_private_entry(forward), fullgraph=True, dynamic=False,
                                      isolate_recompiles=True,
                                      options={"guard_filter_fn": lambda guards: [False] * len(guards)})
-            self._fill_for_capture(P, P.key.stages)
-            with torch.inference_mode():
-                seen = cpu_layout.record_inputs([self.unet, self.vae], lambda: forward(P))
-                memo = cpu_layout.default_memo()
-                layouts = cpu_layout.choose(seen, memo=memo)
-            progress(f"{label}: {cpu_layout.summary(layouts)} (timed on this machine; kept in {memo})")
-            # The compile happens at the first call, so the settings and layout hooks need only
-            # hold for the warm-up (see _CPU_INDUCTOR).
-            with _CPU_PREPARE_LOCK, torch.inference_mode(), cpu_layout.applied(layouts), \
-                    inductor_config.patch(_CPU_INDUCTOR):
-                for _ in range(2):
-                    compiled(P)
+            with self._on_placeholders(P):
+                with torch.inference_mode():
+                    seen = cpu_layout.record_inputs([self.unet, self.vae], lambda: forward(P))
+                    memo = cpu_layout.default_memo()
+                    layouts = cpu_layout.choose(seen, memo=memo)
+                progress(f"{label}: {cpu_layout.summary(layouts)} (timed on this machine; kept in {memo})")
+                # The compile happens at the first call, so the settings and layout hooks need
+                # only hold for the warm-up (see _CPU_INDUCTOR).
+                with _CPU_PREPARE_LOCK, torch.inference_mode(), cpu_layout.applied(layouts), \
+                        inductor_config.patch(_CPU_INDUCTOR):
+                    for _ in range(2):
+                        compiled(P)
             P.cpu_fn = lambda: compiled(P)
             self.accel_label = "compile"
             self.stats.prepared.append(label)
             progress(f"prepared {label} (compile) in {time.monotonic() - t0:.0f} s")
             return "compile"
         except Exception as exc:
-            log.warning("torch.compile failed for %s (%s: %s); painting eagerly", label, type(exc).__name__, exc)
-            self.stats.failed.append(f"{label} compile: {type(exc).__name__}: {exc}"[:200])
+            self._note_failure(label, "torch.compile", exc, "painting eagerly")
             progress(f"torch.compile failed for {label}; painting eagerly")
             P.cpu_fn = None
             P.failed = True
             return "eager"
-        finally:
-            for dst, src in zip((P.image, P.out, P.prev, P.queue), kept):
-                dst.copy_(src)
-            P.schedule_key = None
-            P.cond_version = P.noise_version = -1
 
     def _can_capture(self) -> bool:
         return self.device == "cuda" and self.options.acceleration != "eager"
