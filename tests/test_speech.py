@@ -394,15 +394,6 @@ def test_a_failed_transcription_costs_only_its_utterance(no_thread_leak):
     assert worker.is_alive() is False and worker.status().errors == 1
 
 
-@pytest.fixture(scope="module")
-def tiny_en():
-    from installation.transcribe import FasterWhisperTranscriber
-
-    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
-    t.load()
-    return t
-
-
 def _two_wishes_wav(tmp_path: Path) -> Path:
     """Two wishes with 0.8 s between them, 0.3 s lead-in: ~5 s of real-time audio."""
     a = load_wav_16k(espeak_wav("a red fox in the snow", tmp_path / "a.wav"))

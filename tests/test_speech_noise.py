@@ -103,15 +103,6 @@ def run_path(cfg: SpeechConfig, signal: np.ndarray, tiny_en) -> tuple[list[Trans
     return out.drain(), events
 
 
-@pytest.fixture(scope="module")
-def tiny_en():
-    from installation.transcribe import FasterWhisperTranscriber
-
-    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
-    t.load()
-    return t
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("vad", ["silero", "energy"])
 def test_an_empty_room_never_speaks(tiny_en, vad):

@@ -111,15 +111,6 @@ def pulse():
             shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_en():
-    from installation.transcribe import FasterWhisperTranscriber
-
-    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
-    t.load()
-    return t
-
-
 def wait_for(cond, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond():

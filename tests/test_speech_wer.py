@@ -60,15 +60,6 @@ def test_wer():
     assert wer("a red fox", "a red fox jumps") == pytest.approx(1 / 3)
 
 
-@pytest.fixture(scope="module")
-def tiny_en():
-    from installation.transcribe import FasterWhisperTranscriber
-
-    t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
-    t.load()
-    return t
-
-
 @pytest.mark.slow
 def test_each_sentence_is_one_transcript_under_a_wer_bound(tiny_en, tmp_path):
     rng = np.random.default_rng(0)
