@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .channels import DropOldestQueue, LatestSlot
-from .control import ShowControl, ShowState
-from .events import EventLog, FloodSummary
-from .generation import params_from_config
-from .messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
-from .prompting import Prompter, clean_words
+from .core.channels import DropOldestQueue, LatestSlot
+from .control.show_control import ShowControl, ShowState
+from .core.events import EventLog, FloodSummary
+from .generation.worker import params_from_config
+from .core.messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
+from .speech.words import Prompter, clean_words
 from .show import Show, ShowError, load_show
-from .supervisor import Supervisor
-from .worker import Worker, stop_all
+from .core.supervisor import Supervisor
+from .core.worker import Worker, stop_all
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class App:
 
     # --- building -----------------------------------------------------------------------
     def _build_camera(self) -> None:
-        from .camera import CameraWorker, open_frame_source
+        from .inputs.camera import CameraWorker, open_frame_source
 
         source = open_frame_source(self.show.camera)
         if source is None:
@@ -122,8 +122,8 @@ class App:
     def _build_speech(self) -> None:
         if not self.show.speech.enabled:
             return
-        from .audio import AudioUnavailable, MicWorker, open_audio_source
-        from .moderation import ModerationError, Moderator
+        from .inputs.audio import AudioUnavailable, MicWorker, open_audio_source
+        from .speech.moderation import ModerationError, Moderator
 
         try:
             # Built before the microphone: words that cannot be checked must not be painted.
@@ -140,8 +140,9 @@ class App:
             return
         if source is None:
             return
-        from .speech import Endpointer, SpeechWorker
-        from .transcribe import load_transcriber
+        from .speech.endpointing import Endpointer
+        from .speech.worker import SpeechWorker
+        from .speech.transcribe import load_transcriber
 
         try:
             transcriber = load_transcriber(self.show.speech)
@@ -156,8 +157,8 @@ class App:
         self.set_listening(self.state.listening)
 
     def _build_generator(self) -> None:
-        from .generation import GeneratorWorker, choose_generator
-        from .preview import PreviewGenerator
+        from .generation.worker import GeneratorWorker, choose_generator
+        from .generation.preview import PreviewGenerator
 
         gen_cfg = self.show.generator
         generator, reason = choose_generator(gen_cfg)
@@ -171,7 +172,7 @@ class App:
     def _build_osc(self) -> None:
         if not self.show.osc.enabled:
             return
-        from .osc import OscServer
+        from .control.osc import OscServer
 
         self.osc = OscServer(self.show.osc, self.controls, on_event=self.on_event)
         try:
@@ -182,7 +183,7 @@ class App:
             self.osc = None
 
     def _build_display(self) -> None:
-        from .display import Presenter
+        from .display.presenter import Presenter
 
         self.presenter = Presenter(self.show.display, record_path=self.options.record,
                                    title=self.show.show.title or self.show.show.name,

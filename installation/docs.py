@@ -97,13 +97,13 @@ SECTIONS: dict[str, Callable[[], str]] = {"show-reference": show_reference}
 
 
 def _osc_table() -> str:
-    from .osc import address_table_markdown
+    from .control.osc import address_table_markdown
 
     return address_table_markdown()
 
 
 try:  # the OSC table joins once the server module exists
-    from . import osc as _osc  # noqa: F401
+    from .control import osc as _osc  # noqa: F401
 
     if hasattr(_osc, "address_table_markdown"):
         SECTIONS["osc-addresses"] = _osc_table

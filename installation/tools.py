@@ -34,11 +34,11 @@ def _show_argument(prog: str, description: str, argv: list[str]):
 
 def cmd_devices(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="python run.py devices", description="List cameras, microphones and monitors.").parse_args(argv)
-    from .audio import list_microphones
-    from .camera import list_cameras
-    from .display import list_monitors
+    from .inputs.audio import list_microphones
+    from .inputs.camera import list_cameras
+    from .display.presenter import list_monitors
 
-    from .audio import quiet_native_stderr
+    from .inputs.audio import quiet_native_stderr
 
     with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
         cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
@@ -63,8 +63,8 @@ def cmd_check(argv: list[str]) -> int:
     show = _show_argument("python run.py check", "Report GPU, models, devices and display for a show.", argv)
     if show is None:
         return 2
-    from .engine.models import MODEL_LICENCES, model_available_locally
-    from .transcribe import resolve_whisper_model
+    from .generation.engine.models import MODEL_LICENCES, model_available_locally
+    from .speech.transcribe import resolve_whisper_model
 
     print(f"show: {show.show.name} ({show.path})")
     print(f"gpu: {_torch_report()}")
@@ -80,11 +80,11 @@ def cmd_check(argv: list[str]) -> int:
         where = "on disk" if os.path.isdir(whisper) else "Hugging Face id: python run.py fetch-models gets it"
         print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
 
-    from .audio import list_microphones
-    from .camera import list_cameras
-    from .display import list_monitors
+    from .inputs.audio import list_microphones
+    from .inputs.camera import list_cameras
+    from .display.presenter import list_monitors
 
-    from .audio import quiet_native_stderr
+    from .inputs.audio import quiet_native_stderr
 
     with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
         cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
@@ -108,12 +108,12 @@ def cmd_tiny_model(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.single_file is not None and args.single_file.suffix.lower() not in (".safetensors", ".ckpt"):
         p.error(f"--single-file: expected a .safetensors or .ckpt file name, got {args.single_file}")
-    from .engine.tiny_model import write_tiny_model
+    from .generation.engine.tiny_model import write_tiny_model
 
     path = write_tiny_model(args.dest, seed=args.seed)
     print(f"wrote a tiny random-weight model to {path}; run it with: python run.py --model {path}")
     if args.single_file is not None:
-        from .engine.ldm_export import write_single_file
+        from .generation.engine.ldm_export import write_single_file
 
         file = write_single_file(path, args.single_file)
         print(f"wrote it as one checkpoint to {file}; a show runs it with generator.model = \"{file}\" "
@@ -126,7 +126,7 @@ def cmd_fetch_models(argv: list[str]) -> int:
                           "Download the models a show needs into the Hugging Face cache (needs internet).", argv)
     if show is None:
         return 2
-    from .engine.models import fetch_checkpoint_config, fetch_model, locate, model_available_locally
+    from .generation.engine.models import fetch_checkpoint_config, fetch_model, locate, model_available_locally
 
     failures = 0
     model, checkpoint_config = show.generator.model, show.generator.checkpoint_config
@@ -143,7 +143,7 @@ def cmd_fetch_models(argv: list[str]) -> int:
             failures += 1
             print(f"{model}: could not be fetched: {exc}", file=sys.stderr)
     # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
-    from .engine.models import looks_like_hf_id, model_is_sdxl
+    from .generation.engine.models import looks_like_hf_id, model_is_sdxl
 
     gen = show.generator
     extras = []
@@ -162,7 +162,7 @@ def cmd_fetch_models(argv: list[str]) -> int:
             failures += 1
             print(f"{ref}: could not be fetched: {exc}", file=sys.stderr)
     if show.speech.enabled:
-        from .transcribe import fetch_whisper_model
+        from .speech.transcribe import fetch_whisper_model
 
         try:
             print(f"whisper {show.speech.model} ({show.speech.engine}): at {fetch_whisper_model(show.speech)}")

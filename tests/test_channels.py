@@ -1,7 +1,7 @@
 import threading
 import time
 
-from installation.channels import DropOldestQueue, LatestSlot
+from installation.core.channels import DropOldestQueue, LatestSlot
 
 
 def test_latest_slot_newest_wins_and_counts_overwrites():

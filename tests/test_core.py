@@ -4,10 +4,10 @@ import json
 import threading
 import time
 
-from installation.events import EventLog, FloodSummary
-from installation.prompting import Prompter, clean_words
+from installation.core.events import EventLog, FloodSummary
+from installation.speech.words import Prompter, clean_words
 from installation.show import PromptConfig
-from installation.worker import RateMeter, Worker, stop_all
+from installation.core.worker import RateMeter, Worker, stop_all
 
 
 class Counting(Worker):

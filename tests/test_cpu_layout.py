@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from installation.engine import cpu_layout
+from installation.generation.engine import cpu_layout
 
 
 class TwoConvs(torch.nn.Module):
@@ -113,6 +113,6 @@ def test_choices_are_kept_so_every_start_traces_the_same_program(net, tmp_path, 
     assert len(json.loads(memo.read_text())) == 4
     # A damaged file is said and ignored: the layouts are timed again.
     memo.write_text("{not json")
-    with caplog.at_level("WARNING", logger="installation.engine.cpu_layout"):
+    with caplog.at_level("WARNING", logger="installation.generation.engine.cpu_layout"):
         again = cpu_layout.choose(seen, memo=memo)
     assert "ignoring" in caplog.text and set(again.values()) == {torch.contiguous_format}

@@ -16,22 +16,22 @@ import pygame
 import pytest
 from conftest import read_video
 
-from installation.captions import (
+from installation.display.captions import (
     CaptionTiming,
     FontBook,
     missing_glyphs,
     render_caption_band,
     wrap_text,
 )
-from installation.display import (
+from installation.display.presenter import (
     DisplayUnavailable,
     FramePacer,
     Presenter,
     cover_crop,
     list_monitors,
 )
-from installation.messages import GeneratedFrame, GenerationParams, Prompt
-from installation.recorder import RecorderError, VideoRecorder
+from installation.core.messages import GeneratedFrame, GenerationParams, Prompt
+from installation.display.recorder import RecorderError, VideoRecorder
 from installation.show import DisplayConfig
 
 W, H = 320, 180
@@ -220,7 +220,7 @@ def test_a_bad_frame_is_skipped_with_a_warning(presenter, caplog, bad, why):
     p = presenter()
     p.show_frame(gen(solid(RED)))
     p.render()
-    with caplog.at_level(logging.WARNING, logger="installation.display"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.presenter"):
         p.show_frame(gen(bad))
         p.render()
     assert p.rejected_frames == 1
@@ -334,7 +334,7 @@ def test_hangul_glyphs_are_real_not_tofu():
 def test_missing_glyphs_are_logged_once_each(caplog):
     pygame.font.init()
     fonts = FontBook()
-    with caplog.at_level(logging.WARNING, logger="installation.captions"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.captions"):
         for _ in range(3):
             render_caption_band("hello \U0001F600", fonts, (W, H), 20)
         render_caption_band("안녕", fonts, (W, H), 20)
@@ -342,7 +342,7 @@ def test_missing_glyphs_are_logged_once_each(caplog):
 
 
 def test_a_missing_font_file_falls_back_with_a_warning(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="installation.captions"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.captions"):
         clock = FakeClock()
         p = Presenter(cfg(), font_path=tmp_path / "gone.ttf", clock=clock).open()
     try:
@@ -421,7 +421,7 @@ def test_keys_toggle_hud_and_caption_and_escape_quits(presenter):
 
 def test_locked_keyboard_ignores_keys_and_logs_esc_once(presenter, caplog):
     p = presenter(lock_keyboard=True)
-    with caplog.at_level(logging.WARNING, logger="installation.display"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.presenter"):
         for k in (pygame.K_ESCAPE, pygame.K_h, pygame.K_ESCAPE, pygame.K_c):
             key(k)
         assert p.poll_events() == []
@@ -434,7 +434,7 @@ def test_locked_keyboard_ignores_keys_and_logs_esc_once(presenter, caplog):
 # --- modes --------------------------------------------------------------------------------
 
 def test_a_window_under_the_dummy_driver_falls_back_to_headless(presenter, caplog):
-    with caplog.at_level(logging.WARNING, logger="installation.display"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.presenter"):
         p = presenter(mode="windowed")
     assert p.mode == "headless" and p.size == (W, H)
     assert "dummy" in p.mode_note and "headless" in caplog.text
@@ -455,7 +455,7 @@ def test_no_display_at_all_falls_back_to_headless(tmp_path):
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
     code = (
         "import json, os\n"
-        "from installation.display import Presenter, list_monitors\n"
+        "from installation.display.presenter import Presenter, list_monitors\n"
         "from installation.show import DisplayConfig\n"
         "monitors = list_monitors()\n"
         "p = Presenter(DisplayConfig(mode='fullscreen', monitor=3, width=320, height=180)).open()\n"
@@ -554,7 +554,7 @@ def test_recorder_stops_before_the_disk_fills_and_the_file_stays_playable(tmp_pa
     """The real free space of tmp_path, against a threshold above it (a nearly full disk)."""
     import shutil
 
-    import installation.recorder as recorder
+    import installation.display.recorder as recorder
 
     free_mb = shutil.disk_usage(tmp_path).free / 1024 / 1024
     with pytest.raises(RecorderError, match="nearly full"):
@@ -584,14 +584,14 @@ def test_recorder_stops_before_the_disk_fills_and_the_file_stays_playable(tmp_pa
 
 
 def test_recorder_records_on_when_free_space_cannot_be_read(tmp_path, no_thread_leak, monkeypatch, caplog):
-    import installation.recorder as recorder
+    import installation.display.recorder as recorder
 
     def unreadable(path):
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(recorder.shutil, "disk_usage", unreadable)
     monkeypatch.setattr(recorder, "DISK_CHECK_S", 0.0)
-    with caplog.at_level(logging.WARNING, logger="installation.recorder"):
+    with caplog.at_level(logging.WARNING, logger="installation.display.recorder"):
         with VideoRecorder(tmp_path / "share.avi", 10.0, (64, 64)) as rec:
             for _ in range(3):
                 rec.write(solid(RED, 64, 64))
@@ -636,7 +636,7 @@ def test_presenter_records_at_the_record_rate(tmp_path, no_thread_leak):
 def test_a_recording_that_cannot_open_does_not_stop_the_show(presenter, tmp_path, caplog):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    with caplog.at_level(logging.ERROR, logger="installation.display"):
+    with caplog.at_level(logging.ERROR, logger="installation.display.presenter"):
         p = presenter(record_path=blocker / "show.mp4")
     assert p.recorder is None and "a_file" in p.recording_error
     assert "not recording" in caplog.text

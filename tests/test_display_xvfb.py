@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, sys
 import numpy as np
-from installation.display import Presenter, list_monitors
-from installation.messages import GeneratedFrame, GenerationParams, Prompt
+from installation.display.presenter import Presenter, list_monitors
+from installation.core.messages import GeneratedFrame, GenerationParams, Prompt
 from installation.show import DisplayConfig
 
 mode = sys.argv[1]

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.engine.models import FETCH_COMMAND, MODEL_LICENCES, model_available_locally
-from installation.engine.tiny_model import ensure_tiny_model
-from installation.messages import GenerationParams, Prompt
+from installation.generation.engine.models import FETCH_COMMAND, MODEL_LICENCES, model_available_locally
+from installation.generation.engine.tiny_model import ensure_tiny_model
+from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def generator(tiny_model):
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     gen = DiffusersGenerator(GeneratorConfig(kind="diffusers", model=str(tiny_model), width=96, height=64))
     gen.load()
@@ -97,7 +97,7 @@ def test_tiny_tokenizer_knows_whole_words_and_falls_back_to_bytes(tiny_model):
 
 
 def test_same_seed_writes_the_same_weights(tiny_model, tmp_path):
-    from installation.engine.tiny_model import write_tiny_model
+    from installation.generation.engine.tiny_model import write_tiny_model
 
     again = write_tiny_model(tmp_path / "again", seed=0)
     for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
@@ -109,7 +109,7 @@ def test_same_seed_writes_the_same_weights(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("steps,strength", [(1, 0.5), (2, 0.5), (1, 0.3), (3, 0.1), (1, 1.0), (4, 0.35), (1, 0.07)])
 def test_img2img_steps_make_diffusers_run_the_asked_steps(steps, strength):
-    from installation.engine.diffusers_generator import img2img_steps
+    from installation.generation.engine.diffusers_generator import img2img_steps
 
     n = img2img_steps(steps, strength)
     assert min(int(n * strength), n) >= steps  # diffusers' own count (get_timesteps)
@@ -143,7 +143,7 @@ def test_the_camera_image_shapes_the_frame(generator, camera_image):
 
 
 def test_txt2img_without_image_and_in_txt2img_mode(generator, tiny_model, camera_image):
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     params = GenerationParams(steps=2, seed=3)
     frame = generator.generate(Prompt("a lonely tower"), params, None)
@@ -157,7 +157,7 @@ def test_txt2img_without_image_and_in_txt2img_mode(generator, tiny_model, camera
 
 
 def test_strength_zero_returns_the_camera_image_fitted(generator, camera_image):
-    from installation.engine.imaging import fit_image
+    from installation.generation.imaging import fit_image
 
     out = generator.generate(Prompt("x"), GenerationParams(strength=0.0), camera_image)
     assert np.array_equal(out, fit_image(camera_image, 96, 64))
@@ -187,7 +187,7 @@ def test_guidance_above_one_uses_a_negative_prompt(generator, camera_image):
 
 
 def test_bad_input_is_a_clear_error(generator, tiny_model):
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     with pytest.raises(ValueError, match=r"camera image: expected an RGB uint8 array"):
         generator.generate(Prompt("x"), GenerationParams(), np.zeros((48, 64), np.uint8))
@@ -200,7 +200,7 @@ def test_bad_input_is_a_clear_error(generator, tiny_model):
 def test_cuda_asked_on_a_machine_without_it_says_so(tiny_model):
     import torch
 
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -210,7 +210,7 @@ def test_cuda_asked_on_a_machine_without_it_says_so(tiny_model):
 
 
 def test_a_model_in_the_hf_cache_loads_offline(tiny_model, tmp_path, camera_image):
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     cache = tmp_path / "hub"
     fake_hf_cache(cache, "jadong-test/tiny-sd", tiny_model)
@@ -222,7 +222,7 @@ def test_a_model_in_the_hf_cache_loads_offline(tiny_model, tmp_path, camera_imag
 
 
 def test_a_missing_model_fails_to_load_with_the_reason(tmp_path):
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     gen = DiffusersGenerator(GeneratorConfig(model="jadong-test/not-here"), cache_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
@@ -272,9 +272,9 @@ def test_licences_are_listed_for_the_default_models():
 def test_nothing_outside_the_engine_pulls_in_torch():
     code = (
         "import sys\n"
-        "import installation.engine.models, installation.generation, installation.preview\n"
-        "import installation.app, installation.cli, installation.control, installation.osc, installation.display\n"
-        "import installation.camera, installation.audio, installation.speech, installation.harness\n"
+        "import installation.generation.engine.models, installation.generation.worker, installation.generation.preview\n"
+        "import installation.app, installation.cli, installation.control.show_control, installation.control.osc, installation.display.presenter\n"
+        "import installation.inputs.camera, installation.inputs.audio, installation.speech.worker, installation.harness\n"
         "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
@@ -282,17 +282,17 @@ def test_nothing_outside_the_engine_pulls_in_torch():
 
 
 def test_a_full_size_model_on_the_cpu_is_announced_as_slow(tiny_model, monkeypatch, caplog):
-    from installation.engine import diffusers_generator
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine import diffusers_generator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     monkeypatch.setattr(diffusers_generator, "FULL_SIZE_UNET_PARAMS", 1000)  # the tiny UNet counts as big
-    with caplog.at_level("WARNING", logger="installation.engine.diffusers_generator"):
+    with caplog.at_level("WARNING", logger="installation.generation.engine.diffusers_generator"):
         DiffusersGenerator(GeneratorConfig(model=str(tiny_model), device="cpu")).load()
     assert any("runs on the CPU" in r.getMessage() and "seconds per frame" in r.getMessage() for r in caplog.records)
 
 
 def test_fetch_refuses_offline_and_returns_local_folders(tiny_model, monkeypatch, tmp_path):
-    from installation.engine.models import fetch_model
+    from installation.generation.engine.models import fetch_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE is set"):

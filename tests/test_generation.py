@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.channels import LatestSlot
-from installation.engine.models import FETCH_COMMAND
-from installation.engine.tiny_model import ensure_tiny_model
-from installation.generation import GeneratorWorker, choose_generator, params_from_config
-from installation.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
-from installation.preview import PreviewGenerator
+from installation.core.channels import LatestSlot
+from installation.generation.engine.models import FETCH_COMMAND
+from installation.generation.engine.tiny_model import ensure_tiny_model
+from installation.generation.worker import GeneratorWorker, choose_generator, params_from_config
+from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
+from installation.generation.preview import PreviewGenerator
 from installation.show import GeneratorConfig
 
 WAIT_S = 30.0  # generous: the machine is shared; tests wait for behaviour, never time it
@@ -240,7 +240,7 @@ def test_img2img_without_a_camera_frame_paints_txt2img(tiny_model, no_thread_lea
 def test_a_model_that_fails_to_load_leaves_the_preview_painting_with_the_reason(tiny_model, tmp_path, no_thread_leak):
     import shutil
 
-    from installation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model, broken)

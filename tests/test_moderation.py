@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from installation.moderation import ModerationError, Moderator, list_path, read_list
+from installation.speech.moderation import ModerationError, Moderator, list_path, read_list
 from installation.show import ModerationConfig, ShowError, parse_show
 
 

@@ -15,9 +15,9 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.udp_client import SimpleUDPClient
 
-from installation.channels import DropOldestQueue
-from installation.messages import Control
-from installation.osc import (
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import Control
+from installation.control.osc import (
     ADDRESSES,
     ERROR_ADDRESS,
     Address,
@@ -298,7 +298,7 @@ def test_an_error_while_delivering_does_not_stop_the_server(no_thread_leak, capl
             return super().put(item)
 
     queue = BreaksOnce("controls", 16)
-    with caplog.at_level("ERROR", logger="installation.osc"):
+    with caplog.at_level("ERROR", logger="installation.control.osc"):
         with OscServer(OscConfig(port=0), queue) as srv:
             with SimpleUDPClient("127.0.0.1", srv.port) as c:
                 c.send_message("/jadong/prompt", "one")

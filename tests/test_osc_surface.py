@@ -20,7 +20,7 @@ from pythonosc.osc_packet import OscPacket
 from installation import control as control_module
 from installation.app import App, RunOptions
 from installation.harness import start_show_thread
-from installation.osc import ADDRESSES
+from installation.control.osc import ADDRESSES
 from installation.show import parse_show
 
 WAIT = 5.0
@@ -408,7 +408,7 @@ def test_a_recording_stopped_by_a_full_disk_is_reported_to_staff(tmp_path, monke
     """The show goes on; the event log and /jadong/status/error say why the video stopped."""
     import shutil
 
-    import installation.recorder as recorder
+    import installation.display.recorder as recorder
 
     monkeypatch.setattr(recorder, "DISK_CHECK_S", 0.05)
     data = json.loads(json.dumps(SHOW))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from installation.messages import GenerationParams, Prompt
-from installation.preview import PreviewGenerator, hashed_palette, style_for
+from installation.core.messages import GenerationParams, Prompt
+from installation.generation.preview import PreviewGenerator, hashed_palette, style_for
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_unknown_words_hash_to_a_stable_palette():
 
 
 def test_strength_mixes_painting_and_camera(camera_image):
-    from installation.engine.imaging import fit_image
+    from installation.generation.imaging import fit_image
 
     gen = make()
     original = fit_image(camera_image, 160, 120).astype(int)
@@ -102,7 +102,7 @@ def test_without_a_camera_the_noise_drifts_with_time_and_seed():
 
 
 def test_camera_aspect_is_cropped_not_squashed():
-    from installation.engine.imaging import fit_image
+    from installation.generation.imaging import fit_image
 
     wide = np.zeros((100, 400, 3), np.uint8)
     wide[:, 150:250] = 255  # a white square band in the middle

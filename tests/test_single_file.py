@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.engine.checkpoint_file import CONFIG_PATTERNS, SD15_CONFIG, guess_config, safetensors_header
-from installation.engine.models import FETCH_COMMAND, locate, model_available_locally
-from installation.engine.tiny_model import ensure_tiny_model
-from installation.messages import GenerationParams, Prompt
+from installation.generation.engine.checkpoint_file import CONFIG_PATTERNS, SD15_CONFIG, guess_config, safetensors_header
+from installation.generation.engine.models import FETCH_COMMAND, locate, model_available_locally
+from installation.generation.engine.tiny_model import ensure_tiny_model
+from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -27,7 +27,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_file(tiny_model, tmp_path_factory) -> Path:
-    from installation.engine.ldm_export import write_single_file
+    from installation.generation.engine.ldm_export import write_single_file
 
     return write_single_file(tiny_model, tmp_path_factory.mktemp("single") / "tiny-sd.safetensors")
 
@@ -101,7 +101,7 @@ def test_the_config_guess_agrees_with_diffusers(tiny_file, tmp_path):
     from diffusers.loaders.single_file_utils import fetch_diffusers_config, load_single_file_checkpoint
     from safetensors.torch import save_file
 
-    from installation.engine import checkpoint_file as cf
+    from installation.generation.engine import checkpoint_file as cf
 
     sd2 = tmp_path / "sd2.safetensors"
     save_file({cf._SD2_KEY: torch.zeros(4, 1024)}, str(sd2))
@@ -126,8 +126,8 @@ def test_a_file_path_is_a_file_never_a_hub_id(tmp_path):
 def test_the_file_loads_offline_with_the_folders_exact_weights(tiny_model, tiny_file, tmp_path, suffix, offline):
     import torch
 
-    from installation.engine.ldm_export import write_single_file
-    from installation.engine.loading import load_pipeline
+    from installation.generation.engine.ldm_export import write_single_file
+    from installation.generation.engine.loading import load_pipeline
 
     path = tiny_file if suffix == ".safetensors" else write_single_file(tiny_model, tmp_path / "tiny-sd.ckpt")
     cfg = GeneratorConfig(model=str(path), checkpoint_config=str(tiny_model))
@@ -142,8 +142,8 @@ def test_the_file_loads_offline_with_the_folders_exact_weights(tiny_model, tiny_
 
 
 def test_a_frame_from_the_file_equals_one_from_the_folder(tiny_model, tiny_file, camera, offline):
-    from installation.engine.diffusers_generator import DiffusersGenerator
-    from installation.engine.stream_generator import StreamGenerator
+    from installation.generation.engine.diffusers_generator import DiffusersGenerator
+    from installation.generation.engine.stream_generator import StreamGenerator
 
     common = dict(width=64, height=64, similarity_filter=0.0, autoencoder="full")
     params, prompt = GenerationParams(seed=3), Prompt("a quiet garden at dawn")
@@ -164,7 +164,7 @@ def test_a_frame_from_the_file_equals_one_from_the_folder(tiny_model, tiny_file,
 def test_configs_from_the_hub_cache_need_no_weights(tiny_model, tiny_file, tmp_path, offline):
     import torch
 
-    from installation.engine.loading import load_pipeline
+    from installation.generation.engine.loading import load_pipeline
 
     cache = tmp_path / "hub"
     config_only_cache(cache, "jadong-test/tiny-sd-configs", tiny_model)
@@ -181,8 +181,8 @@ def test_configs_from_the_hub_cache_need_no_weights(tiny_model, tiny_file, tmp_p
 def test_a_missing_file_is_named(tmp_path, offline):
     import torch
 
-    from installation.engine.loading import load_pipeline
-    from installation.generation import missing_model_label
+    from installation.generation.engine.loading import load_pipeline
+    from installation.generation.worker import missing_model_label
 
     gone = tmp_path / "gone.safetensors"
     ok, why = model_available_locally(str(gone))
@@ -206,8 +206,8 @@ def test_a_cut_short_file_is_not_available(tiny_file, tmp_path):
 def test_missing_configs_offline_name_the_fetch_command(tiny_file, tmp_path, monkeypatch, offline):
     import torch
 
-    from installation.engine.loading import load_pipeline
-    from installation.generation import choose_generator
+    from installation.generation.engine.loading import load_pipeline
+    from installation.generation.worker import choose_generator
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     ok, why = model_available_locally(str(tiny_file))  # no checkpoint_config: diffusers' guess, SD 1.5
@@ -224,7 +224,7 @@ def test_missing_configs_offline_name_the_fetch_command(tiny_file, tmp_path, mon
 
 
 def test_a_file_with_its_configs_gets_the_diffusion_generator(tiny_model, tiny_file):
-    from installation.generation import choose_generator
+    from installation.generation.worker import choose_generator
 
     gen, reason = choose_generator(GeneratorConfig(model=str(tiny_file), checkpoint_config=str(tiny_model)))
     assert gen.name == "stream" and "single-file" in reason
@@ -302,9 +302,9 @@ def test_sdxl_is_told_from_what_is_on_disk(tiny_model, tiny_file, tmp_path, monk
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import save_file
 
-    from installation.engine import checkpoint_file as cf
-    from installation.engine.arch import tiny_sdxl_pipeline
-    from installation.engine.models import model_is_sdxl
+    from installation.generation.engine import checkpoint_file as cf
+    from installation.generation.engine.arch import tiny_sdxl_pipeline
+    from installation.generation.engine.models import model_is_sdxl
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     base = StableDiffusionPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import MicWorker, WavFileSource, load_wav_16k, read_wav
-from installation.channels import DropOldestQueue
-from installation.messages import AudioChunk, Transcript, Utterance
+from installation.inputs.audio import MicWorker, WavFileSource, load_wav_16k, read_wav
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import AudioChunk, Transcript, Utterance
 from installation.show import SpeechConfig
-from installation.speech import Endpointer, EnergyGate, SpeechWorker, rejection_reason, rms_dbfs
-from installation.worker import stop_all
+from installation.speech.endpointing import Endpointer, EnergyGate, rms_dbfs
+from installation.speech.worker import SpeechWorker
+from installation.speech.guards import rejection_reason
+from installation.core.worker import stop_all
 
 SR = 16000
 T0 = 1000.0  # capture time of the first sample, as a monotonic stamp would be
@@ -238,7 +240,8 @@ def test_a_show_adds_its_own_phrases():
 
 
 def test_guard_reason_layers_whisper_confidence():
-    from installation.speech import Decoded, guard_reason
+    from installation.core.messages import Decoded
+    from installation.speech.guards import guard_reason
 
     cfg = SpeechConfig()
     ok = Decoded(text="a red fox in the snow", no_speech_prob=0.1, avg_logprob=-0.5, compression_ratio=1.1)

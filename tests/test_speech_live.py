@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from installation.app import App, RunOptions
-from installation.channels import DropOldestQueue
-from installation.messages import AudioChunk, Transcript, Utterance
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import AudioChunk, Transcript, Utterance
 from installation.show import SpeechConfig, parse_show
-from installation.speech import Decoded, Endpointer, SpeechWorker
-from installation.worker import stop_all
+from installation.core.messages import Decoded
+from installation.speech.endpointing import Endpointer
+from installation.speech.worker import SpeechWorker
+from installation.core.worker import stop_all
 
 SR = 16000
 CFG = SpeechConfig(vad="energy", end_silence_ms=400, min_speech_ms=200, preroll_ms=200, partial_interval_s=1.0)

@@ -13,11 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from installation.channels import DropOldestQueue
-from installation.messages import AudioChunk, Transcript
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import AudioChunk, Transcript
 from installation.show import SpeechConfig
-from installation.speech import Endpointer, SpeechWorker
-from installation.worker import stop_all
+from installation.speech.endpointing import Endpointer
+from installation.speech.worker import SpeechWorker
+from installation.core.worker import stop_all
 
 SR = 16000
 

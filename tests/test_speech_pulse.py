@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import MicWorker, SoundDeviceSource, list_microphones
-from installation.channels import DropOldestQueue
-from installation.interfaces import DeviceLost
-from installation.messages import AudioChunk, Transcript
+from installation.inputs.audio import MicWorker, SoundDeviceSource, list_microphones
+from installation.core.channels import DropOldestQueue
+from installation.core.interfaces import DeviceLost
+from installation.core.messages import AudioChunk, Transcript
 from installation.show import SpeechConfig
-from installation.speech import Endpointer, SpeechWorker
-from installation.worker import stop_all
+from installation.speech.endpointing import Endpointer
+from installation.speech.worker import SpeechWorker
+from installation.core.worker import stop_all
 
 pytestmark = [
     pytest.mark.pulse,

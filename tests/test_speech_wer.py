@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import load_wav_16k
-from installation.channels import DropOldestQueue
-from installation.messages import AudioChunk, Transcript
+from installation.inputs.audio import load_wav_16k
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import AudioChunk, Transcript
 from installation.show import SpeechConfig
-from installation.speech import Endpointer, SpeechWorker
-from installation.worker import stop_all
+from installation.speech.endpointing import Endpointer
+from installation.speech.worker import SpeechWorker
+from installation.core.worker import stop_all
 
 SR = 16000
 

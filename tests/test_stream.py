@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from installation.engine.tiny_model import ensure_tiny_model
-from installation.messages import GenerationParams, Prompt
+from installation.generation.engine.tiny_model import ensure_tiny_model
+from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
 
 SIZE = 64
@@ -45,7 +45,7 @@ def camera() -> np.ndarray:
 def make_pipes(base_pipe, scheduler: str, autoencoder: str):
     from diffusers import LCMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-    from installation.engine.arch import tiny_taesd
+    from installation.generation.engine.arch import tiny_taesd
 
     comps = dict(base_pipe.components)
     if scheduler == "lcm":
@@ -60,8 +60,8 @@ def make_pipes(base_pipe, scheduler: str, autoencoder: str):
 
 
 def make_engine(pipe, loud_prompts: bool = False, **options):
-    from installation.engine.loading import parts_from_pipeline
-    from installation.engine.stream import Conditioning, EngineOptions, StreamEngine
+    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.stream import Conditioning, EngineOptions, StreamEngine
 
     parts = parts_from_pipeline(pipe)
     if loud_prompts:
@@ -88,8 +88,8 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 def test_one_step_frames_equal_the_diffusers_pipelines(base_pipe, camera, scheduler, autoencoder):
     from PIL import Image
 
-    from installation.engine.schedulers import img2img_steps
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.schedulers import img2img_steps
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, txt2img = make_pipes(base_pipe, scheduler, autoencoder)
     # Loud embeddings on both sides: the tiny random text encoder barely moves the picture, so
@@ -126,8 +126,8 @@ def test_cpu_compiled_frames_equal_the_diffusers_pipeline(base_pipe, camera):
     runs read the inductor cache."""
     from PIL import Image
 
-    from installation.engine.schedulers import img2img_steps
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.schedulers import img2img_steps
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "tiny")  # the bench's kind: Euler, TAESD-shaped
     engine = make_engine(img2img, loud_prompts=True, acceleration="compile")
@@ -162,8 +162,8 @@ def test_a_compiled_cpu_engine_lets_its_model_go(tiny_model, camera):
 
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from installation.engine.arch import tiny_taesd
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.arch import tiny_taesd
+    from installation.generation.engine.stream import FrameRequest
 
     def build_and_paint() -> list:
         pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model, vae=tiny_taesd(seed=1), safety_checker=None,
@@ -180,7 +180,7 @@ def test_a_compiled_cpu_engine_lets_its_model_go(tiny_model, camera):
 
 
 def test_cpu_compile_failure_paints_eagerly(base_pipe, camera, monkeypatch):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "tiny")
     engine = make_engine(img2img, acceleration="compile")
@@ -201,7 +201,7 @@ def test_cpu_compile_failure_paints_eagerly(base_pipe, camera, monkeypatch):
 
 @pytest.fixture(scope="module")
 def sdxl_pipe(base_pipe):
-    from installation.engine.arch import tiny_sdxl_pipeline
+    from installation.generation.engine.arch import tiny_sdxl_pipeline
 
     return tiny_sdxl_pipeline(base_pipe)
 
@@ -215,9 +215,9 @@ def test_sdxl_frames_equal_the_diffusers_sdxl_pipelines(sdxl_pipe, camera, sched
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
     from PIL import Image
 
-    from installation.engine.loading import parts_from_pipeline
-    from installation.engine.schedulers import img2img_steps, prepare_scheduler
-    from installation.engine.stream import Conditioning, EngineOptions, FrameRequest, StreamEngine
+    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.schedulers import img2img_steps, prepare_scheduler
+    from installation.generation.engine.stream import Conditioning, EngineOptions, FrameRequest, StreamEngine
 
     comps = dict(sdxl_pipe.components)
     if scheduler == "euler_ancestral":
@@ -263,7 +263,7 @@ def test_an_sdxl_folder_loads_as_sdxl_and_paints(sdxl_pipe, tmp_path, camera, ca
     """A saved SDXL model folder goes through the show's loading path (the pipeline class from
     its model_index.json); TAESDXL is asked for and, offline and absent, the full VAE is used
     with a warning naming the fetch command."""
-    from installation.engine.stream_generator import StreamGenerator
+    from installation.generation.engine.stream_generator import StreamGenerator
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # TAESDXL absent, even where it was fetched
 
@@ -282,7 +282,7 @@ def test_an_sdxl_folder_loads_as_sdxl_and_paints(sdxl_pipe, tmp_path, camera, ca
 def test_two_steps_sequential_equal_the_pipeline_and_stream_batch_lags_one_frame(base_pipe, camera):
     from PIL import Image
 
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     req = FrameRequest("blue ocean at night", steps=2, strength=0.5, seed=3)
@@ -306,7 +306,7 @@ def test_two_steps_sequential_equal_the_pipeline_and_stream_batch_lags_one_frame
 
 
 def test_a_new_prompt_blends_in_and_is_encoded_once(base_pipe, camera):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img, loud_prompts=True)
@@ -329,7 +329,7 @@ def test_a_new_prompt_blends_in_and_is_encoded_once(base_pipe, camera):
 
 
 def test_seed_change_blends_and_drift_moves_a_still_prompt(base_pipe):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img)
@@ -348,7 +348,7 @@ def test_seed_change_blends_and_drift_moves_a_still_prompt(base_pipe):
 
 
 def test_slerped_noise_keeps_its_scale():
-    from installation.engine.blending import NoiseWalk
+    from installation.generation.engine.blending import NoiseWalk
 
     walk = NoiseWalk(lambda seed: torch.randn((4, 32, 32), generator=torch.Generator().manual_seed(seed)))
     walk.set_seed(1, 0.0, now=0.0)
@@ -361,7 +361,7 @@ def test_slerped_noise_keeps_its_scale():
 
 
 def test_similarity_filter_skips_a_still_scene_but_not_forever(base_pipe, camera):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img, similarity_threshold=0.98, similarity_max_skip=3)
@@ -378,7 +378,7 @@ def test_similarity_filter_skips_a_still_scene_but_not_forever(base_pipe, camera
 
 
 def test_feedback_blend_mixes_in_the_previous_frame(base_pipe, camera):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     plain, blended = make_engine(img2img), make_engine(img2img, feedback=0.5)
@@ -392,7 +392,7 @@ def test_feedback_blend_mixes_in_the_previous_frame(base_pipe, camera):
 
 
 def test_feedback_mode_brings_a_still_to_life(base_pipe, camera):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img)
@@ -406,8 +406,8 @@ def test_feedback_mode_brings_a_still_to_life(base_pipe, camera):
 
 
 def test_camera_frames_of_another_size_are_fitted_on_the_device(base_pipe):
-    from installation.engine.imaging import fit_image
-    from installation.engine.stream import fit_on_device
+    from installation.generation.imaging import fit_image
+    from installation.generation.engine.stream import fit_on_device
 
     rng = np.random.default_rng(0)
     big = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
@@ -418,7 +418,7 @@ def test_camera_frames_of_another_size_are_fitted_on_the_device(base_pipe):
 
 
 def test_acceleration_falls_back_to_eager_when_capture_fails(base_pipe, monkeypatch):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img)
@@ -441,7 +441,7 @@ def test_acceleration_falls_back_to_eager_when_capture_fails(base_pipe, monkeypa
 
 
 def test_bad_requests_are_clear_errors(base_pipe):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img)
@@ -458,7 +458,7 @@ def test_bad_requests_are_clear_errors(base_pipe):
 
 @pytest.fixture(scope="module")
 def stream_generator(tiny_model):
-    from installation.engine.stream_generator import StreamGenerator
+    from installation.generation.engine.stream_generator import StreamGenerator
 
     gen = StreamGenerator(GeneratorConfig(model=str(tiny_model), width=96, height=64, similarity_filter=0.0))
     gen.load()
@@ -477,7 +477,7 @@ def test_stream_generator_paints_every_mode(stream_generator, camera):
     assert np.array_equal(none, txt)
     fb = [gen.generate(Prompt("a garden"), GenerationParams(mode="feedback"), cam) for _ in range(2)]
     assert max_diff(fb[0], fb[1]) > 0
-    from installation.engine.imaging import fit_image
+    from installation.generation.imaging import fit_image
 
     assert np.array_equal(gen.generate(Prompt("x"), GenerationParams(strength=0.0), cam), fit_image(cam, 96, 64))
     with pytest.raises(ValueError, match="camera image: expected an RGB uint8 array"):
@@ -498,7 +498,7 @@ def test_a_style_lora_is_fused_and_changes_the_picture(tiny_model, tmp_path, cam
     from diffusers import StableDiffusionPipeline
     from peft import LoraConfig, get_peft_model_state_dict
 
-    from installation.engine.stream_generator import StreamGenerator
+    from installation.generation.engine.stream_generator import StreamGenerator
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
     torch.manual_seed(0)
@@ -521,7 +521,7 @@ def test_a_style_lora_is_fused_and_changes_the_picture(tiny_model, tmp_path, cam
 
 
 def test_a_missing_lora_names_itself(tiny_model, tmp_path):
-    from installation.engine.stream_generator import StreamGenerator
+    from installation.generation.engine.stream_generator import StreamGenerator
 
     gen = StreamGenerator(GeneratorConfig(model=str(tiny_model), lora=str(tmp_path / "nope.safetensors")))
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
@@ -583,7 +583,7 @@ def test_a_step_count_prepared_at_run_time_keeps_the_picture_and_follows_strengt
     """An unprepared program paints eagerly once, is captured on the painting thread between
     two frames (warm-up and capture scribble placeholders into its buffers), and then paints
     exactly what an engine that never captured paints, through strength and prompt changes."""
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     fast = make_engine(img2img, loud_prompts=True, feedback=0.3, acceleration="graphs")
@@ -604,7 +604,7 @@ def test_a_step_count_prepared_at_run_time_keeps_the_picture_and_follows_strengt
 
 
 def test_a_failed_capture_paints_eagerly_and_is_not_retried(base_pipe, camera, monkeypatch):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     img2img, _ = make_pipes(base_pipe, "euler", "kl")
     engine = make_engine(img2img, acceleration="graphs")

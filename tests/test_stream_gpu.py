@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from installation.engine.tiny_model import ensure_tiny_model
+from installation.generation.engine.tiny_model import ensure_tiny_model
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,7 +19,7 @@ pytestmark = [
 def tiny_pipe(tmp_path_factory):
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from installation.engine.arch import tiny_taesd
+    from installation.generation.engine.arch import tiny_taesd
 
     folder = ensure_tiny_model(tmp_path_factory.getbasetemp() / "tiny-sd")
     pipe = StableDiffusionImg2ImgPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False,
@@ -31,8 +31,8 @@ def tiny_pipe(tmp_path_factory):
 
 
 def engine(pipe, size=64, **opts):
-    from installation.engine.loading import parts_from_pipeline
-    from installation.engine.stream import EngineOptions, StreamEngine
+    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.stream import EngineOptions, StreamEngine
 
     parts = parts_from_pipeline(pipe, device="cuda", dtype=torch.float16)
     return StreamEngine(parts, size, size, EngineOptions(**opts))
@@ -45,7 +45,7 @@ def camera(size=64):
 
 @pytest.mark.parametrize("accel", ["graphs", "auto"])
 def test_graph_frames_equal_eager_frames(tiny_pipe, accel):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     eager, fast = engine(tiny_pipe, acceleration="eager"), engine(tiny_pipe, acceleration=accel)
     fast.prepare([1], [False, True])
@@ -62,7 +62,7 @@ def test_graph_frames_equal_eager_frames(tiny_pipe, accel):
 
 
 def test_a_step_count_not_prepared_runs_eager_until_prepared(tiny_pipe):
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.stream import FrameRequest
 
     eng = engine(tiny_pipe, acceleration="graphs")
     eng.prepare([1], [False])
@@ -80,8 +80,8 @@ def test_a_step_count_not_prepared_runs_eager_until_prepared(tiny_pipe):
 def test_sd_turbo_architecture_runs_at_512_with_a_graph():
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from installation.engine.arch import sd_turbo_components
-    from installation.engine.stream import FrameRequest
+    from installation.generation.engine.arch import sd_turbo_components
+    from installation.generation.engine.stream import FrameRequest
 
     c = sd_turbo_components("cuda", torch.float16)
     pipe = StableDiffusionImg2ImgPipeline(vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet,

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from installation.supervisor import Supervisor
-from installation.worker import Worker, stop_all
+from installation.core.supervisor import Supervisor
+from installation.core.worker import Worker, stop_all
 
 
 class Stage(Worker):

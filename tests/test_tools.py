@@ -46,7 +46,7 @@ def test_tools_refuse_an_unknown_show():
 
 
 def test_tiny_model_also_as_a_single_file_checkpoint(tmp_path):
-    from installation.engine.checkpoint_file import check_file, guess_config, safetensors_header
+    from installation.generation.engine.checkpoint_file import check_file, guess_config, safetensors_header
 
     dest, file = tmp_path / "tiny", tmp_path / "tiny.safetensors"
     proc = run("tiny-model", str(dest), "--single-file", str(file))

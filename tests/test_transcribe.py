@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import load_wav_16k, read_wav
-from installation.messages import Utterance
+from installation.inputs.audio import load_wav_16k, read_wav
+from installation.core.messages import Utterance
 from installation.show import SpeechConfig
-from installation.speech import rejection_reason
-from installation.transcribe import (
+from installation.speech.guards import rejection_reason
+from installation.speech.transcribe import (
     FasterWhisperTranscriber,
     OpenAIWhisperTranscriber,
     ModelMissing,
@@ -185,7 +185,7 @@ def test_auto_device_falls_back_to_cpu_when_cuda_fails(monkeypatch):
 
     if ctranslate2.get_cuda_device_count() > 0:
         pytest.skip("a working CUDA device is present: nothing to fall back from")
-    import installation.transcribe as transcribe
+    import installation.speech.transcribe as transcribe
 
     monkeypatch.setattr(transcribe, "_cuda_devices", lambda: 1)  # as if a GPU were listed but unusable
     t = FasterWhisperTranscriber(SpeechConfig(model="tiny.en", device="auto"))

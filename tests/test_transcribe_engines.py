@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import load_wav_16k
-from installation.messages import Utterance
+from installation.inputs.audio import load_wav_16k
+from installation.core.messages import Utterance
 from installation.show import SpeechConfig
-from installation.speech import guard_reason
-from installation.transcribe import (
+from installation.speech.guards import guard_reason
+from installation.speech.transcribe import (
     FasterWhisperTranscriber,
     ModelMissing,
     OpenAIWhisperTranscriber,

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.audio import load_wav_16k
-from installation.messages import AudioChunk
+from installation.inputs.audio import load_wav_16k
+from installation.core.messages import AudioChunk
 from installation.show import SpeechConfig
-from installation.speech import EnergyGate, Endpointer, make_gates
-from installation.vad import WINDOW, SileroGate, SileroModel, silero_model_path, speech_probabilities
+from installation.speech.endpointing import EnergyGate, Endpointer, make_gates
+from installation.speech.vad import WINDOW, SileroGate, SileroModel, silero_model_path, speech_probabilities
 
 SR = 16000
 

@@ -63,10 +63,10 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
     from diffusers import StableDiffusionImg2ImgPipeline
     from PIL import Image
 
-    from ..engine.arch import sd_turbo_components, tiny_components
-    from ..engine.loading import parts_from_pipeline
-    from ..engine.stream import EngineOptions, FrameRequest, StreamEngine
-    from ..engine.tiny_model import ensure_tiny_model
+    from installation.generation.engine.arch import sd_turbo_components, tiny_components
+    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.stream import EngineOptions, FrameRequest, StreamEngine
+    from installation.generation.engine.tiny_model import ensure_tiny_model
 
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device cuda: torch {torch.__version__} sees no CUDA GPU")

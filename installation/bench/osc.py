@@ -105,9 +105,9 @@ class Baseline:
 # --- Jadong ------------------------------------------------------------------------------------
 def _start_show(tmp: Path):
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from ..app import RunOptions
-    from ..harness import start_show_thread
-    from ..show import parse_show
+    from installation.app import RunOptions
+    from installation.harness import start_show_thread
+    from installation.show import parse_show
 
     show = parse_show({
         "show": {"name": "bench-osc"},
@@ -170,7 +170,7 @@ def run(seconds: float, rate: float, samples: int) -> dict:
             dropped_controls = app.controls.stats().dropped
             target_fps = app.show.display.fps
         finally:
-            from ..harness import stop_show_thread
+            from installation.harness import stop_show_thread
 
             stop_show_thread(app, thread)
     sock.close()

@@ -88,7 +88,7 @@ def build_audio(folder: Path, count: int) -> tuple[Path, list[Spoken]]:
     """The benchmark stream as a 16 kHz WAV, and where each utterance lies in it."""
     if shutil.which("espeak-ng") is None:
         raise SystemExit("the speech benchmark needs espeak-ng (Debian: apt-get install espeak-ng)")
-    from ..audio import read_wav, resample
+    from installation.inputs.audio import read_wav, resample
 
     rng = np.random.default_rng(0)
     room = lambda s: (10 ** (-65 / 20) * rng.standard_normal(int(s * SR))).astype(np.float32)  # noqa: E731
@@ -130,13 +130,14 @@ def _match(spoken: list[Spoken], end_offsets: list[float]) -> dict[int, float]:
 
 # --- Jadong: the speech thread on a paced stream --------------------------------------------
 def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> dict:
-    from ..audio import MicWorker, WavFileSource
-    from ..channels import DropOldestQueue
-    from ..messages import AudioChunk, Transcript
-    from ..show import SpeechConfig
-    from ..speech import Endpointer, SpeechWorker
-    from ..transcribe import load_transcriber
-    from ..worker import stop_all
+    from installation.inputs.audio import MicWorker, WavFileSource
+    from installation.core.channels import DropOldestQueue
+    from installation.core.messages import AudioChunk, Transcript
+    from installation.show import SpeechConfig
+    from installation.speech.endpointing import Endpointer
+    from installation.speech.worker import SpeechWorker
+    from installation.speech.transcribe import load_transcriber
+    from installation.core.worker import stop_all
 
     cfg = SpeechConfig(model=model, language="en", partials=partials)
     transcriber = load_transcriber(cfg)
@@ -185,7 +186,7 @@ def run_baseline(wav: Path, spoken: list[Spoken], transcriber, window_s: float =
     """Each window is decoded once it has been captured (and the previous decode is done),
     with `vad_filter=True`. An utterance is out when the window holding its last voiced
     sample is decoded; one crossing a window edge comes out in two pieces."""
-    from ..audio import load_wav_16k
+    from installation.inputs.audio import load_wav_16k
 
     x = load_wav_16k(wav)
     model = transcriber._model
@@ -215,9 +216,9 @@ def run_baseline(wav: Path, spoken: list[Spoken], transcriber, window_s: float =
 # --- end of speech to the first presented frame, through the whole App -------------------------
 def run_frames(wav: Path, spoken: list[Spoken], model: str, folder: Path) -> dict:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from ..app import App, RunOptions
-    from ..audio import MicWorker
-    from ..show import parse_show
+    from installation.app import App, RunOptions
+    from installation.inputs.audio import MicWorker
+    from installation.show import parse_show
 
     length = spoken[-1].end_s + GAP_S
     show = parse_show({

@@ -10,20 +10,19 @@ import importlib.util
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
-from .channels import LatestSlot
+from installation.core.channels import LatestSlot
+from installation.core.events import EventHook, emit
 from .engine.checkpoint_file import check_file
 from .engine.models import FETCH_COMMAND, download_allowed, locate, model_available_locally
-from .interfaces import Generator
-from .messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
+from installation.core.interfaces import Generator
+from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
 from .preview import PreviewGenerator
-from .show import GeneratorConfig
-from .worker import ErrorHandler, Worker
+from installation.show import GeneratorConfig
+from installation.core.worker import ErrorHandler, Worker
 
 log = logging.getLogger(__name__)
-
-EventHandler = Callable[..., Any]  # on_event("generator", name=..., reason=...), like EventLog.write
 
 
 def params_from_config(cfg: GeneratorConfig) -> GenerationParams:
@@ -127,7 +126,7 @@ class GeneratorWorker(Worker):
         out: LatestSlot[GeneratedFrame],
         cfg: GeneratorConfig,
         on_error: ErrorHandler | None = None,
-        on_event: EventHandler | None = None,
+        on_event: EventHook | None = None,
         reason: str = "",
     ) -> None:
         super().__init__("generator", on_error)
@@ -183,13 +182,13 @@ class GeneratorWorker(Worker):
     def setup(self) -> None:
         if self._needs_load:
             if self._loader is None:
-                self._event(name=self.primary.name, model=self.primary.model, state="loading",
+                emit(self._on_event, "generator", name=self.primary.name, model=self.primary.model, state="loading",
                             reason=self.reason, painting=self.fallback.name)
                 self._loader = threading.Thread(target=self._load_primary, name="generator-load", daemon=True)
                 self._loader.start()
         else:
             self.primary.load()
-            self._event(name=self.primary.name, model=self.primary.model, state="ready",
+            emit(self._on_event, "generator", name=self.primary.name, model=self.primary.model, state="ready",
                         reason=self.reason, label=self.primary.label)
 
     reload_backoff_s = (30.0, 60.0, 120.0, 300.0, 600.0)
@@ -219,7 +218,7 @@ class GeneratorWorker(Worker):
                 retry_s = self.reload_backoff_s[min(attempt, len(self.reload_backoff_s) - 1)]
                 attempt += 1
                 self.report(exc if isinstance(exc, Exception) else RuntimeError(error))
-                self._event(name=self.fallback.name, model="", state="load_failed",
+                emit(self._on_event, "generator", name=self.fallback.name, model="", state="load_failed",
                             reason=f"{self.primary.model} failed to load: {error}", label=self.fallback.label,
                             retry_s=retry_s)
                 if self.stop_event.wait(retry_s):
@@ -229,7 +228,7 @@ class GeneratorWorker(Worker):
             self.primary.progress_callback = None  # type: ignore[attr-defined]
             self.fallback.label = ""
         if not self.stopping:
-            self._event(name=self.primary.name, model=self.primary.model, state="loaded",
+            emit(self._on_event, "generator", name=self.primary.name, model=self.primary.model, state="loaded",
                         reason=self.reason, device=getattr(self.primary, "device", ""),
                         seconds=round(time.monotonic() - t0, 2))
         self._primary_ready.set()
@@ -255,7 +254,7 @@ class GeneratorWorker(Worker):
         self._degraded_until = time.monotonic() + self.retry_primary_s
         self.fallback.label = f"Preview: {self.primary.model} keeps failing — {type(exc).__name__}: {exc}"[:160]
         self._active = self.fallback
-        self._event(name=self.fallback.name, model="", state="degraded",
+        emit(self._on_event, "generator", name=self.fallback.name, model="", state="degraded",
                     reason=f"{self.primary.name} failed {self.degrade_after} times in a row: {type(exc).__name__}: {exc}",
                     retry_s=self.retry_primary_s, label=self.fallback.label)
 
@@ -291,7 +290,7 @@ class GeneratorWorker(Worker):
         if gen is self.primary:
             if self._failures or self._degraded_until:
                 if self._degraded_until:
-                    self._event(name=gen.name, model=gen.model, state="recovered", reason="generate() works again")
+                    emit(self._on_event, "generator", name=gen.name, model=gen.model, state="recovered", reason="generate() works again")
                 self._failures = 0
                 self._degraded_until = 0.0
         self._last_inputs = inputs

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .messages import Control, GenerationParams, Prompt
-from .prompting import clean_words
-from .show import PROJECT_ROOT, SHOWS_DIR, Cue, ShowError
+from installation.core.messages import Control, GenerationParams, Prompt
+from installation.speech.words import clean_words
+from installation.show import PROJECT_ROOT, SHOWS_DIR, Cue, ShowError
 
 if TYPE_CHECKING:  # the app is passed in; importing it here would be circular
-    from .app import App
+    from installation.app import App
 
 log = logging.getLogger(__name__)
 

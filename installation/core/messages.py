@@ -63,6 +63,23 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class Decoded:
+    """A transcriber's detailed answer: the words, and how sure Whisper was of them."""
+
+    text: str
+    language: str = "en"
+    english: str = ""
+    no_speech_prob: float = 0.0  # Whisper's estimate that the audio held no speech (max over segments)
+    avg_logprob: float = 0.0  # mean token log-probability (duration-weighted over segments)
+    compression_ratio: float = 1.0  # gzip ratio of the text; high = repetitive
+    decode_s: float = 0.0
+
+    def metrics(self) -> dict[str, float]:
+        return {"no_speech_prob": round(self.no_speech_prob, 3), "avg_logprob": round(self.avg_logprob, 3),
+                "compression_ratio": round(self.compression_ratio, 3)}
+
+
+@dataclass(frozen=True)
 class CameraFrame:
     """An RGB uint8 image (H, W, 3) from a camera source."""
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .interfaces import Transcriber
-from .messages import Transcript, Utterance
-from .speech import Decoded
-from .show import SpeechConfig, resolve_path
+from installation.core.interfaces import Transcriber
+from installation.core.messages import Transcript, Utterance
+from installation.core.messages import Decoded
+from installation.show import SpeechConfig, resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ class FasterWhisperTranscriber(_WhisperEngine):
 def _audio_16k(utterance: Utterance) -> np.ndarray:
     audio = np.asarray(utterance.samples, dtype=np.float32).reshape(-1)
     if utterance.sample_rate != 16000:
-        from .audio import resample  # noqa: PLC0415 - only for odd callers
+        from installation.inputs.audio import resample  # noqa: PLC0415 - only for odd callers
 
         audio = resample(audio, utterance.sample_rate, 16000)
     return audio

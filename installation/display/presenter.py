@@ -28,16 +28,16 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
-from installation.captions import (  # noqa: E402
+from installation.display.captions import (  # noqa: E402
     CaptionTiming,
     FontBook,
     render_caption_band,
     render_text_box,
     screen_scale,
 )
-from installation.messages import GeneratedFrame  # noqa: E402
+from installation.core.messages import GeneratedFrame  # noqa: E402
 from installation.show import DisplayConfig  # noqa: E402
-from installation.worker import RateMeter  # noqa: E402
+from installation.core.worker import RateMeter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class Presenter:
     def _open_recorder(self) -> None:
         if self.record_path is None:
             return
-        from installation.recorder import RecorderError, VideoRecorder  # starts no thread until used
+        from installation.display.recorder import RecorderError, VideoRecorder  # starts no thread until used
 
         try:
             self.recorder = VideoRecorder(self.record_path, self.record_fps, _record_size(self.size))
@@ -714,7 +714,7 @@ class Presenter:
 def _bench(seconds: float, size: Size, fps: float, gen_fps: float, record: Path | None) -> dict:
     """The display loop headless with new frames arriving at `gen_fps`, a caption, the HUD
     and (optionally) recording: returns loop rate, CPU use and recorder counts."""
-    from installation.messages import GenerationParams, Prompt
+    from installation.core.messages import GenerationParams, Prompt
 
     cfg = DisplayConfig(mode="headless", width=size[0], height=size[1], fps=fps, hud=True)
     # A few distinct 512x512 images, made up front so the loop measures the display only.
@@ -755,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(prog="python -m installation.display",
+    parser = argparse.ArgumentParser(prog="python -m installation.display.presenter",
                                      description="List monitors, or measure the display loop.")
     parser.add_argument("--monitors", action="store_true", help="list the monitors SDL sees")
     parser.add_argument("--bench", type=float, metavar="SECONDS", help="run the loop headless and print its rate")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .messages import Prompt
-from .show import PromptConfig
+from installation.core.messages import Prompt
+from installation.show import PromptConfig
 
 _SPACES = re.compile(r"\s+")
 

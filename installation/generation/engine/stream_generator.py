@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..messages import GenerationParams, Prompt
-from ..show import GeneratorConfig, resolve_path
+from installation.core.messages import GenerationParams, Prompt
+from installation.show import GeneratorConfig, resolve_path
 from .diffusers_generator import FULL_SIZE_UNET_PARAMS, MIN_STRENGTH, pick_device
-from .imaging import check_rgb_uint8, fit_image
+from installation.generation.imaging import check_rgb_uint8, fit_image
 
 log = logging.getLogger(__name__)
 

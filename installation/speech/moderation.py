@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .show import ASSETS_DIR, ModerationConfig, resolve_path
+from installation.show import ASSETS_DIR, ModerationConfig, resolve_path
 
 log = logging.getLogger(__name__)
 

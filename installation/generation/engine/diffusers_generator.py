@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..messages import GenerationParams, Prompt
-from ..show import GeneratorConfig
-from .imaging import check_rgb_uint8, fit_image, to_uint8
+from installation.core.messages import GenerationParams, Prompt
+from installation.show import GeneratorConfig
+from installation.generation.imaging import check_rgb_uint8, fit_image, to_uint8
 from .models import download_allowed, hf_snapshot_folder, locate, resolve_model_source
 from .schedulers import img2img_steps
 

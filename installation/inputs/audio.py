@@ -22,11 +22,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .channels import DropOldestQueue
-from .interfaces import AudioSource, DeviceLost
-from .messages import AudioChunk
-from .show import MicrophoneConfig, resolve_path
-from .worker import ErrorHandler, Worker
+from installation.core.channels import DropOldestQueue
+from installation.core.interfaces import AudioSource, DeviceLost
+from installation.core.messages import AudioChunk
+from installation.show import MicrophoneConfig, resolve_path
+from installation.core.worker import ErrorHandler, Worker
 
 log = logging.getLogger(__name__)
 

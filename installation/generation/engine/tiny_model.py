@@ -141,8 +141,8 @@ def _bench(folder: Path, size: int, frames: int) -> None:
 
     import numpy as np
 
-    from ..messages import GenerationParams, Prompt
-    from ..show import GeneratorConfig
+    from installation.core.messages import GenerationParams, Prompt
+    from installation.show import GeneratorConfig
     from .diffusers_generator import DiffusersGenerator
 
     gen = DiffusersGenerator(GeneratorConfig(kind="diffusers", model=str(folder), width=size, height=size))

@@ -19,19 +19,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from .channels import LatestSlot
-from .interfaces import DeviceLost, FrameSource
-from .messages import CameraFrame
-from .show import CameraConfig, resolve_path
-from .worker import ErrorHandler, Worker
+from installation.core.channels import LatestSlot
+from installation.core.events import EventHook, emit
+from installation.core.interfaces import DeviceLost, FrameSource
+from installation.core.messages import CameraFrame
+from installation.show import CameraConfig, resolve_path
+from installation.core.worker import ErrorHandler, Worker
 
 log = logging.getLogger(__name__)
-
-EventHandler = Callable[..., None]
 
 DEFAULT_FPS = 30.0
 # OpenCV's FFmpeg backend waits this long for a stream to open or deliver a packet before
@@ -408,7 +407,7 @@ class CameraWorker(Worker):
     """
 
     def __init__(self, source: FrameSource, out: LatestSlot[CameraFrame], retry_s: float = 2.0,
-                 on_error: ErrorHandler | None = None, on_event: EventHandler | None = None) -> None:
+                 on_error: ErrorHandler | None = None, on_event: EventHook | None = None) -> None:
         super().__init__("camera", on_error=on_error)
         if retry_s <= 0:
             raise ValueError(f"camera retry_s must be positive, got {retry_s}")
@@ -452,7 +451,7 @@ class CameraWorker(Worker):
         except EndOfFile as exc:
             self._close()
             self._ended = True
-            self._emit(state="ended", reason=str(exc))
+            emit(self._on_event, "camera", source=self.source.description, state="ended", reason=str(exc))
             return
         except Exception as exc:  # DeviceLost, or anything a broken driver throws
             if self.stopping:
@@ -479,7 +478,7 @@ class CameraWorker(Worker):
         self._open = True
         recovered = bool(self._lost_reason)
         self._lost_reason = ""
-        self._emit(state="ok", recovered=recovered)
+        emit(self._on_event, "camera", source=self.source.description, state="ok", recovered=recovered)
         return True
 
     def _lose(self, exc: BaseException) -> None:
@@ -489,7 +488,7 @@ class CameraWorker(Worker):
             self.losses += 1
             self._lost_reason = reason
             self.report(exc)
-            self._emit(state="lost", reason=reason, retry_s=self.retry_s)
+            emit(self._on_event, "camera", source=self.source.description, state="lost", reason=reason, retry_s=self.retry_s)
         else:
             log.debug("camera still lost: %s", reason)
 
@@ -500,13 +499,6 @@ class CameraWorker(Worker):
         except Exception as exc:
             log.warning("camera %s: close failed: %s", self.source.description, exc)
 
-    def _emit(self, **fields: Any) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event("camera", source=self.source.description, **fields)
-        except Exception:  # an event sink must never take the camera down
-            log.exception("camera: event handler failed")
 
 
 def list_cameras(max_index: int = 8) -> list[dict]:

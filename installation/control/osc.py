@@ -30,13 +30,13 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from .channels import DropOldestQueue
-from .messages import Control
-from .show import OscConfig
+from installation.core.channels import DropOldestQueue
+from installation.core.events import EventHook, emit
+from installation.core.messages import Control
+from installation.show import OscConfig
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[..., None]
 Limits = tuple[float, float]
 
 ERROR_ADDRESS = "/jadong/error"  # replies: (offending address, reason), both strings
@@ -350,7 +350,7 @@ class OscServer:
     called on the server thread.
     """
 
-    def __init__(self, cfg: OscConfig, controls: DropOldestQueue[Control], on_event: EventHandler | None = None) -> None:
+    def __init__(self, cfg: OscConfig, controls: DropOldestQueue[Control], on_event: EventHook | None = None) -> None:
         self.cfg = cfg
         self.controls = controls
         self._on_event = on_event
@@ -469,7 +469,7 @@ class OscServer:
             # Not OSC at all (a port scan, a stray tool): noted, not answered.
             with self._lock:
                 self._malformed += 1
-            self._emit("error", source="osc", address="", sender=_fmt_sender(sender),
+            emit(self._on_event, "error", source="osc", address="", sender=_fmt_sender(sender),
                        reason=f"not an OSC message ({len(data)} bytes)")
             return False
         try:
@@ -560,12 +560,12 @@ class OscServer:
         self.controls.put(Control(address=row.path, args=values, sender=sender, query=query))
         with self._lock:
             self._received += 1
-        self._emit("osc", address=row.path, args=list(values), sender=_fmt_sender(sender), query=query)
+        emit(self._on_event, "osc", address=row.path, args=list(values), sender=_fmt_sender(sender), query=query)
 
     def _reject(self, sender: tuple[str, int] | None, address: str, reason: str) -> None:
         with self._lock:
             self._rejected += 1
-        self._emit("error", source="osc", address=address, reason=reason, sender=_fmt_sender(sender))
+        emit(self._on_event, "error", source="osc", address=address, reason=reason, sender=_fmt_sender(sender))
         # Never answer an error with an error: two programs that reply from their listening
         # ports (two Jadongs, say) would otherwise bounce it between them forever.
         if sender is not None and address.lower() != ERROR_ADDRESS and not self._is_self(sender):
@@ -575,13 +575,6 @@ class OscServer:
         server = self._server
         return server is not None and sender == tuple(server.socket.getsockname()[:2])
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(event, **fields)
-        except Exception:  # a broken event sink must not take the server down
-            log.exception("OSC: event handler failed")
 
 
 def _sender(client: Any) -> tuple[str, int] | None:

@@ -14,9 +14,24 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 log = logging.getLogger(__name__)
+
+EventHook = Callable[..., None]
+"""What every stage is given to report events: `hook("camera", state="lost", reason=...)`,
+called from the stage's own thread; the app's `on_event` writes it to the event log."""
+
+
+def emit(hook: EventHook | None, event: str, **fields: Any) -> None:
+    """Report an event through `hook`, never raising: the log failing must not stop a camera,
+    the speech thread or the generator."""
+    if hook is None:
+        return
+    try:
+        hook(event, **fields)
+    except Exception:
+        log.exception("reporting event %r failed", event)
 
 
 def _jsonable(value: Any) -> Any:

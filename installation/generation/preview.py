@@ -21,8 +21,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .engine.imaging import check_rgb_uint8, fit_image
-from .messages import GenerationParams, Prompt
+from .imaging import check_rgb_uint8, fit_image
+from installation.core.messages import GenerationParams, Prompt
 
 RGB = tuple[int, int, int]
 

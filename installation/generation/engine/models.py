@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..show import resolve_path
+from installation.show import resolve_path
 from .checkpoint_file import (CONFIG_PATTERNS, check_config_folder, check_file, checkpoint_is_sdxl, guess_config,
                               is_checkpoint_path, pipeline_class_name, pipeline_components)
 

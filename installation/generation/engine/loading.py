@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..show import GeneratorConfig, resolve_path
+from installation.show import GeneratorConfig, resolve_path
 from .models import FETCH_COMMAND, download_allowed, hf_cache_dir, locate, looks_like_hf_id
 from .stream import Conditioning, EngineParts
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from installation.channels import DropOldestQueue
-from installation.worker import Worker, WorkerStatus
+from installation.core.channels import DropOldestQueue
+from installation.core.worker import Worker, WorkerStatus
 
 log = logging.getLogger(__name__)
 
