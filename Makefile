@@ -1,11 +1,12 @@
-# Two commands: `make run` (set up, then run the default show) and `make test`.
+# Two commands: `make run` (set up, then run the default show) and `make test`; `make lint` for
+# ruff and mypy (both configured in pyproject.toml).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.jadong-setup
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench clean-venv
+.PHONY: setup run test lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -18,6 +19,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check installation tests
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) -m installation.bench engine

@@ -1,9 +1,11 @@
-"""Builds the components a show asks for, runs them, and owns shutdown.
+"""The composition root: builds the stages a show asks for, joins them with channels, runs
+the main loop, and owns shutdown. The only module that knows every room.
 
 Threads: camera, microphone, speech and generator workers, and the OSC server, each feeding
-channels. The main thread owns pygame and the show state (control.py): it applies controls,
-turns transcripts into prompts, pushes status, and presents the newest frame at the display's
-rate.
+channels. The main thread owns pygame and the show state (control/show_control.py): it applies
+controls, passes what was heard through the words pipeline (speech/words.py) to the show
+control, pushes status, and presents the newest frame at the display's rate. The app is the
+show control's `ShowHost` (control/host.py).
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.channels import DropOldestQueue, LatestSlot
+from .control.host import RuntimeStatus, Screen, ScreenSettings, Sender
 from .control.show_control import ShowControl, ShowState
+from .core.channels import DropOldestQueue, LatestSlot
 from .core.events import EventLog, FloodSummary
-from .generation.worker import params_from_config
-from .core.messages import AudioChunk, CameraFrame, Control, GeneratedFrame, GenerationParams, Prompt, Transcript
-from .speech.words import Prompter, clean_words
-from .show import Show, ShowError, load_show
+from .core.messages import (AudioChunk, CameraFrame, CaptionRetraction, Control, GeneratedFrame, GenerationParams,
+                            Prompt, Transcript)
 from .core.supervisor import Supervisor
 from .core.worker import Worker, stop_all
+from .generation.choice import params_from_config
+from .show import Show, ShowError, load_show
+from .speech.words import WordsPipeline
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class App:
         self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None
         self.presenter = None
+        self._screen_settings = ScreenSettings()  # the screen until the window opens
         self._pending_show: tuple[Show, tuple[str, int] | None] | None = None
         self._signal: int | None = None
         self._status_targets: list[tuple[str, int]] = []
@@ -66,30 +71,22 @@ class App:
     def _init_show(self, show: Show) -> None:
         """Channels and state for one show; a show loaded over OSC starts here again."""
         self.show = show
-        self.prompter = Prompter(show.prompt)
         # Sampled state in latest-value slots, streams and events in bounded queues.
         self.camera_slot: LatestSlot[CameraFrame] | None = LatestSlot("camera")
         self.audio_queue: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", maxsize=1500)  # 30 s of 20 ms
-        self.transcripts: DropOldestQueue[Transcript] = DropOldestQueue("transcripts", maxsize=16)
+        self.transcripts: DropOldestQueue[Transcript | CaptionRetraction] = DropOldestQueue("transcripts", maxsize=16)
         self.frame_slot: LatestSlot[GeneratedFrame] = LatestSlot("frames")
         self.workers: list[Worker] = []
         self.generator_worker = None
         self.speech_worker = None
-        self.moderator = None  # set by _build_speech when the show listens
-        self._caption_before_partial: str | None = None  # restored if a partial's utterance is rejected
-        self.control = ShowControl(self)
+        self.words = WordsPipeline(None, self.on_event)  # its moderator is set by _build_speech
+        self.control = ShowControl(show, self, params_from_config(show.generator))
         self.prompt_slot: LatestSlot[Prompt] = LatestSlot("prompt", self.control.state.prompt)
         self.params_slot: LatestSlot[GenerationParams] = LatestSlot("params", self.control.state.params)
 
     @property
     def state(self) -> ShowState:
         return self.control.state
-
-    def initial_params(self) -> GenerationParams:
-        return params_from_config(self.show.generator)
-
-    def listening_at_start(self) -> bool:
-        return self.show.speech.listen != "gated"
 
     # --- events -------------------------------------------------------------------------
     def on_event(self, event: str, **fields: Any) -> None:
@@ -127,7 +124,8 @@ class App:
 
         try:
             # Built before the microphone: words that cannot be checked must not be painted.
-            self.moderator = Moderator(self.show.moderation)
+            moderator = Moderator(self.show.moderation)
+            self.words.moderator = moderator
         except ModerationError as exc:
             self.events.write("error", stage="moderation", reason=str(exc))
             log.warning("no speech this run: %s", exc)
@@ -157,7 +155,8 @@ class App:
         self.set_listening(self.state.listening)
 
     def _build_generator(self) -> None:
-        from .generation.worker import GeneratorWorker, choose_generator
+        from .generation.choice import choose_generator
+        from .generation.worker import GeneratorWorker
         from .generation.preview import PreviewGenerator
 
         gen_cfg = self.show.generator
@@ -229,7 +228,11 @@ class App:
         for w in self.workers:
             w.start()
 
-    # --- what the show control asks of the app (main thread) --------------------------------
+    # --- the show control's host (main thread) ------------------------------------------------
+    @property
+    def screen(self) -> Screen:
+        return self.presenter if self.presenter is not None else self._screen_settings
+
     def publish_prompt(self, prompt: Prompt) -> None:
         self.prompt_slot.put(prompt)
         self.events.write("prompt", text=prompt.text, source=prompt.source, negative=prompt.negative)
@@ -238,36 +241,33 @@ class App:
         self.params_slot.put(params)
 
     def set_listening(self, on: bool) -> None:
-        worker = self.speech_worker
-        if worker is not None and hasattr(worker, "set_listening"):
-            worker.set_listening(on)
-
-    def presenter_call(self, method: str, *args: Any) -> None:
-        if self.presenter is not None:
-            getattr(self.presenter, method)(*args)
-
-    def presenter_value(self, attr: str, default: Any) -> Any:
-        return getattr(self.presenter, attr, default) if self.presenter is not None else default
+        if self.speech_worker is not None:
+            self.speech_worker.set_listening(on)
 
     def current_frame(self) -> GeneratedFrame | None:
         return self.presenter.current_frame if self.presenter is not None else self.frame_slot.get()
 
-    def reply_target(self, sender: tuple[str, int]) -> tuple[str, int]:
+    def reply_target(self, sender: Sender) -> Sender:
         return self.osc.reply_target(sender) if self.osc is not None else sender
 
-    def reply(self, sender: tuple[str, int], address: str, *args: Any) -> None:
+    def reply(self, sender: Sender, address: str, *args: Any) -> None:
         if self.osc is not None:
             self.osc.reply(self.reply_target(sender), address, *args)
 
-    def send_status(self, target: tuple[str, int]) -> None:
+    def send_status(self, sender: Sender) -> None:
         if self.osc is not None:
-            self.osc.send_bundle(target, self.control.status_values())
+            self.osc.send_bundle(self.reply_target(sender), self.control.status_values())
 
-    def request_quit(self, source: str, sender: tuple[str, int] | None = None) -> None:
+    def runtime_status(self) -> RuntimeStatus:
+        gw = self.generator_worker
+        generator = f"{gw.active_name} {gw.active_model}".strip() if gw is not None else ""
+        return RuntimeStatus(rates=self.stage_rates(), generator=generator, dropped=sum(self.drop_counts().values()))
+
+    def request_quit(self, source: str, sender: Sender | None = None) -> None:
         self.events.write("quit", source=source, sender=sender)
         self.stop_event.set()
 
-    def request_show(self, path: Path, sender: tuple[str, int] | None = None) -> None:
+    def request_show(self, path: Path, sender: Sender | None = None) -> None:
         """Load another show between two frames; a broken one is refused and nothing changes."""
         self._pending_show = (load_show(path), sender)  # ShowError reaches the sender as /jadong/error
 
@@ -316,54 +316,15 @@ class App:
             self.on_event("error", stage="show", reason=f"threads of the previous show did not stop: {hung}")
 
     # --- speech -------------------------------------------------------------------------------
-    def handle_transcript(self, transcript: Transcript) -> None:
-        """Main thread. A partial (final=False) only updates the caption; an empty partial
-        takes back the partial caption of an utterance the guards then rejected. A final one
-        passes moderation (the caption in the visitor's words, the prompt in English) and
-        becomes the prompt."""
-        moderator = self.moderator
-        if not transcript.final:
-            before = self._caption_before_partial
-            if not transcript.text:
-                if before is not None:
-                    self.control.set_caption(before)
-                self._caption_before_partial = None
-                return
-            shown = moderator.apply(transcript.text) if moderator is not None else None
-            if shown is not None and shown.dropped:
-                return  # a drop-listed word: not even a partial reaches the screen
-            caption = clean_words(shown.text if shown is not None else transcript.text)
-            if not caption:
-                return
-            if before is None:
-                self._caption_before_partial = self.state.caption_text
-            self.events.write("partial", text=caption, language=transcript.language,
-                              utterance_end=round(transcript.utterance_end_t, 4))
-            self.control.set_caption(caption)
-            return
-        before, self._caption_before_partial = self._caption_before_partial, None
-        english = transcript.prompt_text
-        caption_text = transcript.text
-        if moderator is not None:
-            (caption_text, english), hits, dropped = moderator.apply_all(transcript.text, english)
-            if hits:
-                self.events.write("moderated", text=transcript.text, english=transcript.english,
-                                  language=transcript.language, words=list(hits),
-                                  action=self.show.moderation.action)
-            if dropped:
-                if before is not None:
-                    self.control.set_caption(before)
-                return
-        words = clean_words(english)
-        if not words:
-            return
-        self.events.write("transcript", text=caption_text, language=transcript.language,
-                          english=english, utterance_end=round(transcript.utterance_end_t, 4),
-                          latency_s=round(transcript.t - transcript.utterance_end_t, 3))
-        caption = clean_words(caption_text) or words
-        self.state.last_transcript = caption_text
-        self.control.set_caption(caption)
-        self.control.from_speech(words, caption)
+    def handle_transcript(self, message: Transcript | CaptionRetraction) -> None:
+        """Main thread: what the speech stage heard, through the words pipeline, onto the
+        caption and into the prompt."""
+        heard = self.words.take(message, self.state.caption_text)
+        if heard.caption is not None:
+            self.control.set_caption(heard.caption)
+        if heard.words:
+            self.state.last_transcript = heard.transcript
+            self.control.from_speech(heard.words, heard.caption or heard.words)
 
     # --- status ----------------------------------------------------------------------------
     def stage_rates(self) -> dict[str, float]:

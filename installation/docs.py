@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from .control.addresses import address_table_markdown
 from .show import PROJECT_ROOT, Show
 
 README = PROJECT_ROOT / "README.md"
@@ -93,22 +94,10 @@ def show_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"show-reference": show_reference}
-
-
-def _osc_table() -> str:
-    from .control.osc import address_table_markdown
-
-    return address_table_markdown()
-
-
-try:  # the OSC table joins once the server module exists
-    from .control import osc as _osc  # noqa: F401
-
-    if hasattr(_osc, "address_table_markdown"):
-        SECTIONS["osc-addresses"] = _osc_table
-except Exception:
-    pass
+SECTIONS: dict[str, Callable[[], str]] = {
+    "show-reference": show_reference,
+    "osc-addresses": address_table_markdown,
+}
 
 
 def render(text: str) -> str:

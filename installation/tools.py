@@ -63,6 +63,7 @@ def cmd_check(argv: list[str]) -> int:
     show = _show_argument("python run.py check", "Report GPU, models, devices and display for a show.", argv)
     if show is None:
         return 2
+    from .core.downloads import FETCH_COMMAND
     from .generation.engine.models import MODEL_LICENCES, model_available_locally
     from .speech.transcribe import resolve_whisper_model
 
@@ -74,10 +75,10 @@ def cmd_check(argv: list[str]) -> int:
     print(f"diffusion model: {show.generator.model}: {'present' if present else 'MISSING'} - {reason}")
     print(f"  licence: {licence}")
     if not present and show.generator.kind != "preview":
-        print("  the show runs the preview generator until it is fetched: python run.py fetch-models")
+        print(f"  the show runs the preview generator until it is fetched: {FETCH_COMMAND}")
     if show.speech.enabled and show.microphone.source != "none":
         whisper = resolve_whisper_model(show.speech.model)
-        where = "on disk" if os.path.isdir(whisper) else "Hugging Face id: python run.py fetch-models gets it"
+        where = "on disk" if os.path.isdir(whisper) else f"Hugging Face id: {FETCH_COMMAND} gets it"
         print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
 
     from .inputs.audio import list_microphones
@@ -143,13 +144,13 @@ def cmd_fetch_models(argv: list[str]) -> int:
             failures += 1
             print(f"{model}: could not be fetched: {exc}", file=sys.stderr)
     # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
-    from .generation.engine.models import looks_like_hf_id, model_is_sdxl
+    from .generation.engine.models import TAESD, TAESDXL, looks_like_hf_id, model_is_sdxl
 
     gen = show.generator
     extras = []
     if gen.autoencoder == "auto":
         sdxl = model_is_sdxl(gen.model, gen.checkpoint_config)
-        extras.append("madebyollin/taesdxl" if sdxl else "madebyollin/taesd")
+        extras.append(TAESDXL if sdxl else TAESD)
     elif gen.autoencoder != "full":
         extras.append(gen.autoencoder)
     extras += [ref for ref in (gen.lcm_lora, gen.lora) if ref]

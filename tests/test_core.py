@@ -5,8 +5,7 @@ import threading
 import time
 
 from installation.core.events import EventLog, FloodSummary
-from installation.speech.words import Prompter, clean_words
-from installation.show import PromptConfig
+from installation.core.text import clean_words
 from installation.core.worker import RateMeter, Worker, stop_all
 
 
@@ -114,13 +113,11 @@ def test_flood_is_summarised(tmp_path):
     assert summary[0]["by"] == {"/jadong/strength": 995}
 
 
-def test_prompt_words_are_cleaned_and_the_show_starts_with_its_initial_prompt():
+def test_prompt_words_are_cleaned():
     assert clean_words("  A red fox in the snow. ") == "A red fox in the snow"
     assert clean_words("hello   world!!") == "hello world"
     assert clean_words("눈 속의 빨간 여우。") == "눈 속의 빨간 여우"
     assert clean_words(" ... ") == ""
-    start = Prompter(PromptConfig(template="{speech}, woodcut", initial="an empty stage", negative="blurry")).initial()
-    assert (start.text, start.negative, start.source) == ("an empty stage", "blurry", "show")
 
 
 def test_a_repeated_error_is_counted_but_reported_once_per_interval():
@@ -138,7 +135,7 @@ def test_a_repeated_error_is_counted_but_reported_once_per_interval():
 
 
 def test_event_log_starts_a_new_file_each_day(tmp_path, monkeypatch):
-    from installation import events as events_module
+    from installation.core import events as events_module
 
     day = {"value": "20261128"}
     real_strftime = events_module.time.strftime

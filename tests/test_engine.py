@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.generation.engine.models import FETCH_COMMAND, MODEL_LICENCES, model_available_locally
+from installation.core.downloads import FETCH_COMMAND
+from installation.generation.engine.models import MODEL_LICENCES, model_available_locally
 from installation.generation.engine.tiny_model import ensure_tiny_model
 from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
@@ -197,7 +198,9 @@ def test_bad_input_is_a_clear_error(generator, tiny_model):
         DiffusersGenerator(GeneratorConfig(model=str(tiny_model))).generate(Prompt("x"), GenerationParams(), None)
 
 
-def test_cuda_asked_on_a_machine_without_it_says_so(tiny_model):
+def test_cuda_asked_on_a_machine_without_it_runs_on_the_cpu_and_says_so(tiny_model, caplog):
+    # It used to refuse to load; one device rule now (core/devices.py) for every engine: a
+    # show file written for the GPU machine paints slowly on another rather than not at all.
     import torch
 
     from installation.generation.engine.diffusers_generator import DiffusersGenerator
@@ -205,8 +208,11 @@ def test_cuda_asked_on_a_machine_without_it_says_so(tiny_model):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     gen = DiffusersGenerator(GeneratorConfig(model=str(tiny_model), device="cuda"))
-    with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+    with caplog.at_level("WARNING"):
         gen.load()
+    assert gen.device == "cpu"
+    assert any("generator.device is 'cuda'" in r.getMessage() and "sees no CUDA GPU" in r.getMessage()
+               and "running on the CPU" in r.getMessage() for r in caplog.records)
 
 
 def test_a_model_in_the_hf_cache_loads_offline(tiny_model, tmp_path, camera_image):
@@ -270,23 +276,29 @@ def test_licences_are_listed_for_the_default_models():
 
 
 def test_nothing_outside_the_engine_pulls_in_torch():
+    """Every module but the engine (and the engine's benchmark) imports without torch,
+    diffusers or transformers, so a show on the preview starts in a second."""
     code = (
-        "import sys\n"
-        "import installation.generation.engine.models, installation.generation.worker, installation.generation.preview\n"
-        "import installation.app, installation.cli, installation.control.show_control, installation.control.osc, installation.display.presenter\n"
-        "import installation.inputs.camera, installation.inputs.audio, installation.speech.worker, installation.harness\n"
+        "import importlib, pkgutil, sys\n"
+        "import installation\n"
+        "skip = ('installation.generation.engine', 'installation.bench.engine')\n"
+        "names = [m.name for m in pkgutil.walk_packages(installation.__path__, 'installation.')\n"
+        "         if not m.name.startswith(skip)]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
         "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
+        "assert len(names) > 30, names\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_a_full_size_model_on_the_cpu_is_announced_as_slow(tiny_model, monkeypatch, caplog):
-    from installation.generation.engine import diffusers_generator
+    from installation.generation.engine import loading
     from installation.generation.engine.diffusers_generator import DiffusersGenerator
 
-    monkeypatch.setattr(diffusers_generator, "FULL_SIZE_UNET_PARAMS", 1000)  # the tiny UNet counts as big
-    with caplog.at_level("WARNING", logger="installation.generation.engine.diffusers_generator"):
+    monkeypatch.setattr(loading, "FULL_SIZE_UNET_PARAMS", 1000)  # the tiny UNet counts as big
+    with caplog.at_level("WARNING", logger="installation.generation.engine.loading"):
         DiffusersGenerator(GeneratorConfig(model=str(tiny_model), device="cpu")).load()
     assert any("runs on the CPU" in r.getMessage() and "seconds per frame" in r.getMessage() for r in caplog.records)
 

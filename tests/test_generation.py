@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from installation.core.channels import LatestSlot
-from installation.generation.engine.models import FETCH_COMMAND
+from installation.core.downloads import FETCH_COMMAND
 from installation.generation.engine.tiny_model import ensure_tiny_model
-from installation.generation.worker import GeneratorWorker, choose_generator, params_from_config
+from installation.generation.choice import choose_generator, params_from_config
+from installation.generation.worker import GeneratorWorker
 from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
 from installation.generation.preview import PreviewGenerator
 from installation.show import GeneratorConfig
@@ -101,11 +102,16 @@ class GatedLoad:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.go = threading.Event()
-        self.name, self.model, self.label = inner.name, inner.model, inner.label
+        self.name, self.model, self.label, self.reason = inner.name, inner.model, inner.label, inner.reason
+        self.progress_callback = None
 
     @property
     def device(self) -> str:
-        return getattr(self.inner, "device", "")
+        return self.inner.device
+
+    @property
+    def animating(self) -> bool:
+        return self.inner.animating
 
     def load(self) -> None:
         assert self.go.wait(WAIT_S), "the test never released the load"
@@ -118,9 +124,10 @@ class GatedLoad:
 class Flaky:
     """A generator whose generate() raises on chosen calls, like a CUDA error mid-show."""
 
-    name, model, label = "flaky", "flaky-model", ""
+    name, model, label, reason, device, animating = "flaky", "flaky-model", "", "", "cpu", False
 
     def __init__(self, fail_calls: set[int] | None = None, always: bool = False) -> None:
+        self.progress_callback = None
         self.inner = PreviewGenerator(64, 64, clock=lambda: 0.0)
         self.fail_calls = fail_calls or set()
         self.always = always

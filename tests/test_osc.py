@@ -17,18 +17,17 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import Control
-from installation.control.osc import (
+from installation.control.addresses import (
     ADDRESSES,
     ERROR_ADDRESS,
     Address,
     OscArgumentError,
-    OscError,
-    OscServer,
     address_help,
     address_table_markdown,
     lookup,
     validate_args,
 )
+from installation.control.osc import OscError, OscServer
 from installation.show import OscConfig
 
 WAIT = 3.0  # generous: other test suites share the two cores

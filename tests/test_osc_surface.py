@@ -17,10 +17,10 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from installation import control as control_module
+from installation.control import show_control as control_module
 from installation.app import App, RunOptions
 from installation.harness import start_show_thread
-from installation.control.osc import ADDRESSES
+from installation.control.addresses import ADDRESSES
 from installation.show import parse_show
 
 WAIT = 5.0

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from installation.generation.engine.checkpoint_file import CONFIG_PATTERNS, SD15_CONFIG, guess_config, safetensors_header
-from installation.generation.engine.models import FETCH_COMMAND, locate, model_available_locally
+from installation.core.downloads import FETCH_COMMAND
+from installation.generation.engine.models import locate, model_available_locally
 from installation.generation.engine.tiny_model import ensure_tiny_model
 from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
@@ -133,7 +134,7 @@ def test_the_file_loads_offline_with_the_folders_exact_weights(tiny_model, tiny_
     cfg = GeneratorConfig(model=str(path), checkpoint_config=str(tiny_model))
     ok, why = model_available_locally(cfg.model, checkpoint_config=cfg.checkpoint_config)
     assert ok and "single-file" in why, why
-    pipe = load_pipeline(cfg, "cpu", torch.float32)
+    pipe = load_pipeline(cfg, torch.float32)
     ref = folder_pipeline(tiny_model)
     for part in ("unet", "vae", "text_encoder"):
         state_dicts_equal(getattr(pipe, part), getattr(ref, part))
@@ -171,7 +172,7 @@ def test_configs_from_the_hub_cache_need_no_weights(tiny_model, tiny_file, tmp_p
     cfg = GeneratorConfig(model=str(tiny_file), checkpoint_config="jadong-test/tiny-sd-configs")
     ok, why = model_available_locally(cfg.model, cache, cfg.checkpoint_config)
     assert ok and "jadong-test/tiny-sd-configs" in why, why
-    pipe = load_pipeline(cfg, "cpu", torch.float32, cache_dir=cache)
+    pipe = load_pipeline(cfg, torch.float32, cache_dir=cache)
     state_dicts_equal(pipe.unet, folder_pipeline(tiny_model).unet)
 
 
@@ -182,13 +183,13 @@ def test_a_missing_file_is_named(tmp_path, offline):
     import torch
 
     from installation.generation.engine.loading import load_pipeline
-    from installation.generation.worker import missing_model_label
+    from installation.generation.choice import missing_model_label
 
     gone = tmp_path / "gone.safetensors"
     ok, why = model_available_locally(str(gone))
     assert not ok and f"checkpoint file {gone} does not exist" in why
     with pytest.raises(FileNotFoundError, match="gone.safetensors"):
-        load_pipeline(GeneratorConfig(model=str(gone)), "cpu", torch.float32)
+        load_pipeline(GeneratorConfig(model=str(gone)), torch.float32)
     assert "gone.safetensors is missing" in missing_model_label(str(gone))
 
 
@@ -207,14 +208,14 @@ def test_missing_configs_offline_name_the_fetch_command(tiny_file, tmp_path, mon
     import torch
 
     from installation.generation.engine.loading import load_pipeline
-    from installation.generation.worker import choose_generator
+    from installation.generation.choice import choose_generator
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     ok, why = model_available_locally(str(tiny_file))  # no checkpoint_config: diffusers' guess, SD 1.5
     assert not ok and SD15_CONFIG in why and FETCH_COMMAND in why and "no weights" in why
     assert "generator.checkpoint_config" in why  # how to name another architecture
     with pytest.raises(FileNotFoundError, match=FETCH_COMMAND):
-        load_pipeline(GeneratorConfig(model=str(tiny_file)), "cpu", torch.float32)
+        load_pipeline(GeneratorConfig(model=str(tiny_file)), torch.float32)
     ok, why = model_available_locally(str(tiny_file), checkpoint_config="jadong-test/not-fetched")
     assert not ok and "jadong-test/not-fetched" in why and FETCH_COMMAND in why
     ok, why = model_available_locally(str(tiny_file), checkpoint_config=str(tmp_path))
@@ -224,7 +225,7 @@ def test_missing_configs_offline_name_the_fetch_command(tiny_file, tmp_path, mon
 
 
 def test_a_file_with_its_configs_gets_the_diffusion_generator(tiny_model, tiny_file):
-    from installation.generation.worker import choose_generator
+    from installation.generation.choice import choose_generator
 
     gen, reason = choose_generator(GeneratorConfig(model=str(tiny_file), checkpoint_config=str(tiny_model)))
     assert gen.name == "stream" and "single-file" in reason

@@ -60,7 +60,7 @@ def make_pipes(base_pipe, scheduler: str, autoencoder: str):
 
 
 def make_engine(pipe, loud_prompts: bool = False, **options):
-    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.parts import parts_from_pipeline
     from installation.generation.engine.stream import Conditioning, EngineOptions, StreamEngine
 
     parts = parts_from_pipeline(pipe)
@@ -215,7 +215,7 @@ def test_sdxl_frames_equal_the_diffusers_sdxl_pipelines(sdxl_pipe, camera, sched
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
     from PIL import Image
 
-    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.parts import parts_from_pipeline
     from installation.generation.engine.schedulers import img2img_steps, prepare_scheduler
     from installation.generation.engine.stream import Conditioning, EngineOptions, FrameRequest, StreamEngine
 

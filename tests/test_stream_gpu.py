@@ -31,7 +31,7 @@ def tiny_pipe(tmp_path_factory):
 
 
 def engine(pipe, size=64, **opts):
-    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.parts import parts_from_pipeline
     from installation.generation.engine.stream import EngineOptions, StreamEngine
 
     parts = parts_from_pipeline(pipe, device="cuda", dtype=torch.float16)

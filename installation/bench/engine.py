@@ -64,7 +64,7 @@ def run(device: str, streams: int, pipeline_frames: int, engine_frames: int, log
     from PIL import Image
 
     from installation.generation.engine.arch import sd_turbo_components, tiny_components
-    from installation.generation.engine.loading import parts_from_pipeline
+    from installation.generation.engine.parts import parts_from_pipeline
     from installation.generation.engine.stream import EngineOptions, FrameRequest, StreamEngine
     from installation.generation.engine.tiny_model import ensure_tiny_model
 

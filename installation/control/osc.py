@@ -1,13 +1,11 @@
-"""OSC in: the address table, and the UDP server that turns valid messages into Controls.
+"""OSC in: the UDP server that turns valid messages into Controls.
 
-Every address Jadong understands is one row of `ADDRESSES` (path, argument types, help, kind);
-one python-osc Dispatcher with a single default handler checks each message against the table,
-so a new cue is a new row, not a new handler. What does not fit the table gets a reply on
-/jadong/error with two strings, the offending address and the reason, sent back to the port
-the message came from, so the performer's tool can show it.
+Every message is checked against the address table (addresses.py); what does not fit gets a
+reply on /jadong/error with two strings, the offending address and the reason, sent back to
+the port the message came from, so the performer's tool can show it.
 
 The server runs on its own thread and only validates and enqueues; the main thread applies
-Controls to the show state (see app.py), so nothing here touches the show directly.
+Controls to the show state (show_control.py), so nothing here touches the show directly.
 """
 
 from __future__ import annotations
@@ -16,230 +14,32 @@ import errno
 import heapq
 import ipaddress
 import logging
-import math
 import socket
+import socketserver
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from pythonosc import osc_bundle, osc_message
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.core.channels import DropOldestQueue
 from installation.core.events import EventHook, emit
 from installation.core.messages import Control
 from installation.show import OscConfig
 
+from .addresses import ADDRESSES, ERROR_ADDRESS, PATTERN_CHARS, OscArgumentError, is_query, lookup, validate_args
+
 log = logging.getLogger(__name__)
-
-Limits = tuple[float, float]
-
-ERROR_ADDRESS = "/jadong/error"  # replies: (offending address, reason), both strings
-# OSC address patterns (/jadong/*) would let one message fire several cues; the table takes
-# literal addresses only, and says so rather than guessing.
-_PATTERN_CHARS = set("*?[]{}")
-_TYPE_NAMES = {"s": "a string", "f": "a number", "i": "an integer", "T": "true or false",
-               "x": "a name or a number"}
-
-
-@dataclass(frozen=True)
-class Address:
-    """One OSC address Jadong answers to.
-
-    `args` holds one type code per argument: "s" string, "f" number (ints accepted, OSC
-    senders mix them freely), "i" integer (whole floats such as 3.0 accepted), "T" boolean
-    (T/F, or 0/1). `limits` gives an inclusive (low, high) per argument, or None for no
-    limit; it may be shorter than `args`. `kind` is "value" for a setting the show holds
-    (and can report back), "action" for something that happens once."""
-
-    path: str
-    args: str
-    help: str
-    kind: Literal["value", "action"] = "action"
-    limits: tuple[Limits | None, ...] = ()
-    choices: tuple[str, ...] = ()  # allowed strings for a single "s" argument
-
-    def __post_init__(self) -> None:
-        if not self.path.startswith("/") or self.path != self.path.lower():
-            raise ValueError(f"OSC address {self.path!r}: must start with / and be lower case")
-        unknown = set(self.args) - set(_TYPE_NAMES)
-        if unknown:
-            raise ValueError(f"OSC address {self.path}: unknown type codes {sorted(unknown)}")
-        if len(self.limits) > len(self.args):
-            raise ValueError(f"OSC address {self.path}: more limits than arguments")
-
-    @property
-    def signature(self) -> str:
-        return f"{self.path} {self.args}".rstrip()
-
-
-def _table(*rows: Address) -> dict[str, Address]:
-    return {a.path: a for a in rows}
-
-
-SECONDS = (0.0, 60.0)
-
-ADDRESSES: dict[str, Address] = _table(
-    # The picture's words
-    Address("/jadong/prompt", "s", "paint these words (until the next speech or cue)", "value"),
-    Address("/jadong/prompt/append", "s", "add words to the current prompt", "action"),
-    Address("/jadong/prompt/clear", "", "back to the show's initial prompt", "action"),
-    Address("/jadong/prompt/blend", "f", "seconds a new prompt (or seed) takes to blend in", "value", limits=(SECONDS,)),
-    Address("/jadong/negative", "s", "negative prompt (\"\" for none)", "value"),
-    Address("/jadong/style", "s", "a named style from the show's [styles]; repaints the last words in it", "value"),
-    # How it is painted
-    Address("/jadong/strength", "f", "how far img2img departs from the camera image, 0 (camera) to 1 (prompt only)",
-            "value", limits=((0.0, 1.0),)),
-    Address("/jadong/steps", "i", "denoising steps per frame", "value", limits=((1, 50),)),
-    Address("/jadong/seed", "i", "noise seed", "value", limits=((0, 2**31 - 1),)),
-    Address("/jadong/seed/drift", "f", "how fast the noise walks, 0 (still) to 1", "value", limits=((0.0, 1.0),)),
-    Address("/jadong/mode", "s", "img2img (restyle the camera), txt2img (words alone) or feedback "
-            "(the still image brought to life)", "value", choices=("img2img", "txt2img", "feedback")),
-    # Cues and shows
-    Address("/jadong/cue", "", "the current cue (query only): replies with its number and name", "value"),
-    Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action"),
-    Address("/jadong/cue/next", "", "fire the next cue", "action"),
-    Address("/jadong/cue/prev", "", "fire the previous cue", "action"),
-    Address("/jadong/show", "s", "load another show from shows/ by name (no paths)", "action"),
-    # Listening and the screen
-    Address("/jadong/listen", "T", "listen to the microphone (1) or not (0)", "value"),
-    Address("/jadong/freeze", "T", "hold the picture on screen (1) or let it move (0)", "value"),
-    Address("/jadong/blackout", "T", "fade to black (1) or back to the picture (0)", "value"),
-    Address("/jadong/blackout/fade", "f", "seconds the blackout fades take", "value", limits=(SECONDS,)),
-    Address("/jadong/crossfade", "f", "seconds from one generated frame to the next", "value", limits=((0.0, 30.0),)),
-    Address("/jadong/caption", "T", "show captions (1) or hide them (0)", "value"),
-    Address("/jadong/caption/text", "s", "show this caption now (\"\" clears it)", "value"),
-    Address("/jadong/hud", "T", "show the HUD (1) or hide it (0)", "value"),
-    # Actions
-    Address("/jadong/capture", "", "save the current frame (PNG + JSON of the words and settings) in captures/", "action"),
-    Address("/jadong/status", "", "send all /jadong/status/... values to the sender now", "action"),
-    Address("/jadong/quit", "", "end the show cleanly", "action"),
-)
-
-# Pushed to [osc] status_targets at status_hz, and sent to whoever asks /jadong/status.
-STATUS_ADDRESSES: dict[str, str] = {
-    "/jadong/status/fps/display": "float: frames presented per second",
-    "/jadong/status/fps/generator": "float: frames generated per second",
-    "/jadong/status/fps/camera": "float: camera frames per second",
-    "/jadong/status/prompt": "string: the prompt being painted",
-    "/jadong/status/transcript": "string: the last accepted transcript",
-    "/jadong/status/listening": "int: 1 while listening",
-    "/jadong/status/cue": "string: the current cue's name (\"\" before the first)",
-    "/jadong/status/generator": "string: the generator and model painting now",
-    "/jadong/status/error": "string: the last error (\"\" if none)",
-    "/jadong/status/dropped": "int: items dropped by all channels so far",
-}
-
-
-class OscArgumentError(ValueError):
-    """A message whose arguments do not fit its address; the text is the reason sent back."""
 
 
 class OscError(OSError):
     """The OSC server cannot run (e.g. its port is taken); the message names host and port.
     An OSError, because that is what a failed bind is."""
 
-
-def lookup(address: str) -> Address | None:
-    """The table row for an address, ignoring case (performers type /Jadong/Prompt too)."""
-    return ADDRESSES.get(address.lower())
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def is_query(addr: Address, args: tuple[Any, ...] | list[Any]) -> bool:
-    """A value address sent with no argument asks for the current value."""
-    return addr.kind == "value" and len(args) == 0
-
-
-def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
-    """The arguments converted to the table's types, or OscArgumentError with the reason."""
-    if is_query(addr, args):
-        return ()
-    if len(args) != len(addr.args):
-        want = len(addr.args)
-        expected = "no arguments" if want == 0 else f"{want} argument{'s' if want > 1 else ''} ({addr.args})"
-        raise OscArgumentError(f"expected {expected}, got {len(args)}")
-    out = []
-    for i, (code, value) in enumerate(zip(addr.args, args)):
-        where = f"argument {i + 1}" if len(addr.args) > 1 else "argument"
-        value = _convert(code, value, where)
-        limits = addr.limits[i] if i < len(addr.limits) else None
-        if limits is not None and not (limits[0] <= value <= limits[1]):
-            raise OscArgumentError(f"{where}: expected a value from {_fmt(limits[0])} to {_fmt(limits[1])}, got {value!r}")
-        if addr.choices and code == "s":
-            value = value.strip().lower()
-            if value not in addr.choices:
-                raise OscArgumentError(f"{where}: expected one of {', '.join(addr.choices)}, got {value!r}")
-        out.append(value)
-    return tuple(out)
-
-
-def _convert(code: str, value: Any, where: str) -> Any:
-    expected = _TYPE_NAMES[code]
-    got = f"{type(value).__name__} {value!r}" if not isinstance(value, str) else f"string {value!r}"
-    if code == "s":
-        if isinstance(value, str):
-            return value
-    elif code == "x":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif code == "T":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-    elif isinstance(value, bool) or value is None:
-        pass  # T/F/N are not numbers, however Python sees them
-    elif code == "f":
-        if isinstance(value, (int, float)):
-            value = float(value)
-            if not math.isfinite(value):
-                raise OscArgumentError(f"{where}: expected a finite number, got {value!r}")
-            return value
-    elif code == "i":
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    raise OscArgumentError(f"{where}: expected {expected}, got {got}")
-
-
-def address_table_markdown() -> str:
-    """The table as Markdown, for the README's OSC reference (installation/docs.py)."""
-    codes = {"s": "string", "f": "float", "i": "int", "T": "bool", "x": "string or int"}
-    lines = ["| address | arguments | kind | what it does |", "|---|---|---|---|"]
-    for a in ADDRESSES.values():
-        args = []
-        for i, code in enumerate(a.args):
-            lim = a.limits[i] if i < len(a.limits) else None
-            args.append(codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else "")
-                        + (f" ({' or '.join(a.choices)})" if a.choices else ""))
-        kind = "value (no argument: query)" if a.kind == "value" else "action"
-        lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {kind} | {a.help} |")
-    lines.append(f"| `{ERROR_ADDRESS}` (reply) | string address, string reason | reply | "
-                 "sent back to the sender's port when a message is refused |")
-    lines += ["", "Status, pushed to `[osc] status_targets` every 1/`status_hz` s as one bundle, and sent to",
-              "whoever sends `/jadong/status`:", "", "| address | value |", "|---|---|"]
-    lines += [f"| `{path}` | {what} |" for path, what in STATUS_ADDRESSES.items()]
-    return "\n".join(lines) + "\n"
-
-
-def address_help() -> str:
-    """The table as text, for --help and the README."""
-    width = max(len(a.signature) for a in ADDRESSES.values())
-    return "\n".join(f"{a.signature:<{width}}  {a.help}" for a in ADDRESSES.values())
 
 
 @dataclass(frozen=True)
@@ -317,11 +117,21 @@ class _BundleScheduler:
                 log.exception("OSC: delivering a timed message failed")
 
 
-class _UDPServer(BlockingOSCUDPServer):
-    """python-osc's blocking server, with a pre-check that reports what its dispatcher would
-    drop in silence, and errors logged instead of printed."""
+class _DatagramHandler(socketserver.BaseRequestHandler):
+    """One datagram: handed whole to the OscServer that owns this socket."""
+
+    server: "_UDPServer"
+
+    def handle(self) -> None:
+        self.server.owner._receive(self.request[0], self.client_address)
+
+
+class _UDPServer(socketserver.UDPServer):
+    """A UDP server that hands every datagram to its OscServer. socketserver's `handle_error`
+    guards each one, so a bug in handling one message costs that message, never the server."""
 
     max_packet_size = 65507  # the UDP maximum; socketserver's 8 KiB would cut long bundles
+    allow_reuse_address = False
     owner: "OscServer"
 
     def server_bind(self) -> None:
@@ -333,9 +143,6 @@ class _UDPServer(BlockingOSCUDPServer):
         except OSError:
             pass
         super().server_bind()
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        return self.owner._precheck(request[0], client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("OSC: error while handling a datagram from %s", client_address)
@@ -362,10 +169,6 @@ class OscServer:
         self._refused = self._scheduled_bundles = 0
         self._allow = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
         self._scheduler = _BundleScheduler()
-        # python-osc's server needs a dispatcher; _precheck delivers every message itself, so
-        # this one is only the fallback should a datagram ever pass the pre-check.
-        self.dispatcher = Dispatcher(strict_timing=False)  # never sleep on the server thread
-        self.dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -382,7 +185,7 @@ class OscServer:
             raise OscError(f"OSC server on port {self._port} is already running")
         host, port = self.cfg.host, self.cfg.port
         try:
-            server = _UDPServer((host, port), self.dispatcher)
+            server = _UDPServer((host, port), _DatagramHandler)
         except socket.gaierror as exc:
             raise OscError(f"OSC: cannot listen on host {host!r} (osc.host): {exc.strerror or exc}") from None
         except OSError as exc:
@@ -451,27 +254,26 @@ class OscServer:
             return False
 
     # --- receiving -------------------------------------------------------------------
-    def _precheck(self, data: bytes, client: Any) -> bool:
-        """Parses and delivers each datagram, returning False so python-osc does not parse it
-        again. Done here rather than in python-osc's dispatcher, which drops unparsable packets
-        and broken address patterns without a word: a performer deserves to know why nothing
-        happened.
-        Also where senders outside `osc.allow` are refused, and where bundles timed for the
-        future are handed to the scheduler instead of blocking this thread."""
+    def _receive(self, data: bytes, client: Any) -> None:
+        """Parses one datagram and delivers its messages (server thread). Parsed here with
+        python-osc's packet parser rather than through its dispatcher, which drops unparsable
+        packets and broken address patterns without a word: a performer deserves to know why
+        nothing happened. Also where senders outside `osc.allow` are refused, and where bundles
+        timed for the future are handed to the scheduler instead of blocking this thread."""
         sender = _sender(client)
         if sender is not None and not self._allowed(sender[0]):
             with self._lock:
                 self._refused += 1
             self._reject(sender, _first_address(data),
                          f"sender {sender[0]} is not allowed to control this show (osc.allow)")
-            return False
+            return
         if not (osc_bundle.OscBundle.dgram_is_bundle(data) or osc_message.OscMessage.dgram_is_message(data)):
             # Not OSC at all (a port scan, a stray tool): noted, not answered.
             with self._lock:
                 self._malformed += 1
             emit(self._on_event, "error", source="osc", address="", sender=_fmt_sender(sender),
                        reason=f"not an OSC message ({len(data)} bytes)")
-            return False
+            return
         try:
             packet = OscPacket(data)
         except Exception as exc:  # ParseError, or anything else python-osc raises on hostile input
@@ -479,27 +281,19 @@ class OscServer:
             self._reject(sender, _first_address(data),
                          f"malformed OSC packet ({len(data)} bytes): truncated, or arguments that do not "
                          "match the type tags")
-            return False
+            return
         ok = True
         for timed in packet.messages:
             addr = timed.message.address
-            if _PATTERN_CHARS & set(addr):
+            if PATTERN_CHARS & set(addr):
                 self._reject(sender, addr, "address patterns (* ? [ ] { }) are not supported; send the full address")
                 ok = False
         if ok and any(t.time > time.time() + _LATE_ENOUGH_S for t in packet.messages):
             self._schedule(packet, client)
-            return False  # the scheduler delivers them, in time order, at their timetags
+            return  # the scheduler delivers them, in time order, at their timetags
         if ok:
-            # Delivered from the packet parsed here, so python-osc's handler does not parse the
-            # datagram a second time (its dispatcher only ever called _on_message anyway).
-            # socketserver calls verify_request outside its own error handling: an exception
-            # escaping here would end the server for the rest of the show.
-            try:
-                for timed in packet.messages:
-                    self._on_message(client, timed.message.address, *timed.message.params)
-            except Exception:
-                log.exception("OSC: error while handling a datagram from %s", sender)
-        return False
+            for timed in packet.messages:
+                self._on_message(client, timed.message.address, *timed.message.params)
 
     def _schedule(self, packet: OscPacket, client: Any) -> None:
         with self._lock:

@@ -1,29 +1,29 @@
 """The show state, and what each control address does to it.
 
 Owned by the main thread: the OSC server only validates and enqueues, so every change to the
-show happens here, in order, between two presented frames. Each value address has a setter
-and a getter; a Control with `query=True` is answered with the getter's value, so the table in
-osc.py, this module and the README cannot drift apart (a test checks every address has both).
+show happens here, in order, between two presented frames. Each value address in the table
+(addresses.py) has a setter and a getter here; a Control with `query=True` is answered with the
+getter's value (a test checks every address has what its kind needs). What a change drives
+(the generator's inputs, the screen, replies, the event log) is reached through `ShowHost`
+(host.py), never through the app's attributes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
-
-import numpy as np
+from typing import Any, Callable
 
 from installation.core.messages import Control, GenerationParams, Prompt
-from installation.speech.words import clean_words
-from installation.show import PROJECT_ROOT, SHOWS_DIR, Cue, ShowError
+from installation.core.text import clean_words
+from installation.show import PROJECT_ROOT, SHOWS_DIR, Cue, PromptConfig, Show, ShowError
 
-if TYPE_CHECKING:  # the app is passed in; importing it here would be circular
-    from installation.app import App
+from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES
+from .capture import CaptureError, save_capture
+from .host import Sender, ShowHost
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ class ShowState:
     last_error: str = ""
 
 
+def initial_prompt(cfg: PromptConfig) -> Prompt:
+    """The show's starting prompt: what is painted before anyone speaks or cues."""
+    return Prompt(text=cfg.initial, negative=cfg.negative, source="show")
+
+
 def shows_available() -> list[str]:
     return sorted(p.stem for p in SHOWS_DIR.glob("*.toml"))
 
@@ -70,12 +75,16 @@ def resolve_show_name(name: str) -> Path:
 
 
 class ShowControl:
-    """Applies Controls to the running show and answers queries."""
+    """Applies Controls to the running show and answers queries.
 
-    def __init__(self, app: "App") -> None:
-        self.app = app
-        self.state = ShowState(prompt=app.prompter.initial(), params=app.initial_params())
-        self.state.listening = app.listening_at_start()
+    `show` is the show file's settings, `host` what the control drives, `params` the
+    generation settings to start from (the show's, from its [generator] table)."""
+
+    def __init__(self, show: Show, host: ShowHost, params: GenerationParams) -> None:
+        self.show = show
+        self.host = host
+        self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
+        self.state.listening = show.speech.listen != "gated"
         self._setters: dict[str, Callable[[Control], None]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
             "/jadong/prompt/append": lambda c: self.append_words(c.args[0]),
@@ -91,18 +100,18 @@ class ShowControl:
             "/jadong/cue/go": lambda c: self.go_cue(c.args[0]),
             "/jadong/cue/next": lambda c: self.step_cue(+1),
             "/jadong/cue/prev": lambda c: self.step_cue(-1),
-            "/jadong/show": lambda c: self.app.request_show(resolve_show_name(c.args[0]), c.sender),
+            "/jadong/show": lambda c: self.host.request_show(resolve_show_name(c.args[0]), c.sender),
             "/jadong/listen": lambda c: self.set_listening(c.args[0]),
             "/jadong/freeze": lambda c: self.set_freeze(c.args[0]),
             "/jadong/blackout": lambda c: self.set_blackout(c.args[0]),
             "/jadong/blackout/fade": lambda c: setattr(self.state, "blackout_fade_s", c.args[0]),
-            "/jadong/crossfade": lambda c: self.app.presenter_call("set_crossfade", c.args[0]),
-            "/jadong/caption": lambda c: self.app.presenter_call("set_caption_visible", c.args[0]),
+            "/jadong/crossfade": lambda c: self.host.screen.set_crossfade(c.args[0]),
+            "/jadong/caption": lambda c: self.host.screen.set_caption_visible(c.args[0]),
             "/jadong/caption/text": lambda c: self.set_caption(c.args[0]),
-            "/jadong/hud": lambda c: self.app.presenter_call("set_hud_visible", c.args[0]),
+            "/jadong/hud": lambda c: self.host.screen.set_hud_visible(c.args[0]),
             "/jadong/capture": lambda c: self.capture(c.sender),
-            "/jadong/status": lambda c: self.app.send_status(self.app.reply_target(c.sender)) if c.sender else None,
-            "/jadong/quit": lambda c: self.app.request_quit("osc", c.sender),
+            "/jadong/status": lambda c: self.host.send_status(c.sender) if c.sender else None,
+            "/jadong/quit": lambda c: self.host.request_quit("osc", c.sender),
         }
         self._getters: dict[str, Callable[[], tuple[Any, ...]]] = {
             "/jadong/prompt": lambda: (self.state.prompt.text,),
@@ -119,10 +128,10 @@ class ShowControl:
             "/jadong/freeze": lambda: (int(self.state.frozen),),
             "/jadong/blackout": lambda: (int(self.state.blackout),),
             "/jadong/blackout/fade": lambda: (float(self.state.blackout_fade_s),),
-            "/jadong/crossfade": lambda: (float(self.app.presenter_value("crossfade_s", 0.0)),),
-            "/jadong/caption": lambda: (int(bool(self.app.presenter_value("caption_visible", True))),),
+            "/jadong/crossfade": lambda: (float(self.host.screen.crossfade_s),),
+            "/jadong/caption": lambda: (int(bool(self.host.screen.caption_visible)),),
             "/jadong/caption/text": lambda: (self.state.caption_text,),
-            "/jadong/hud": lambda: (int(bool(self.app.presenter_value("hud_visible", False))),),
+            "/jadong/hud": lambda: (int(bool(self.host.screen.hud_visible)),),
         }
 
     # --- dispatch ---------------------------------------------------------------------
@@ -142,7 +151,7 @@ class ShowControl:
                 if getter is None:
                     raise ControlError("this address has no value to report")
                 if control.sender is not None:
-                    self.app.reply(control.sender, address, *getter())
+                    self.host.reply(control.sender, address, *getter())
                 return
             setter = self._setters.get(address)
             if setter is None:
@@ -158,14 +167,13 @@ class ShowControl:
         self.state.last_error = f"{control.address}: {reason}"
         # Through the app's flood limiter: a controller hammering a refused address must not
         # write a log line per message.
-        self.app.on_event("error", source="control", stage="control", address=control.address, reason=reason)
+        self.host.on_event("error", source="control", stage="control", address=control.address, reason=reason)
         if control.sender is not None:
-            self.app.reply(control.sender, "/jadong/error", control.address, reason)
+            self.host.reply(control.sender, ERROR_ADDRESS, control.address, reason)
 
     # --- the words ----------------------------------------------------------------------
     def template(self) -> str:
-        styles = self.app.show.styles
-        return styles.get(self.state.style, self.app.show.prompt.template)
+        return self.show.styles.get(self.state.style, self.show.prompt.template)
 
     def paint(self, source: str, caption: str = "") -> None:
         """Turn the current words into the prompt the generator paints."""
@@ -173,12 +181,12 @@ class ShowControl:
         words = clean_words(st.words)
         if not words:
             # The show's initial words, with the negative prompt cues and OSC have set.
-            prompt = replace(self.app.prompter.initial(), negative=st.prompt.negative)
+            prompt = replace(initial_prompt(self.show.prompt), negative=st.prompt.negative)
         else:
             text = self.template().format(speech=words) if st.templated else words
             prompt = Prompt(text=text, negative=st.prompt.negative, source=source, caption=caption)
         st.prompt = prompt
-        self.app.publish_prompt(prompt)
+        self.host.publish_prompt(prompt)
 
     def set_words(self, words: str, templated: bool, source: str, caption: str = "") -> None:
         if not clean_words(words):
@@ -198,16 +206,16 @@ class ShowControl:
         """Back to the show's initial prompt, negative prompt included."""
         self.state.words = ""
         self.state.templated = False
-        self.state.prompt = replace(self.state.prompt, negative=self.app.show.prompt.negative)
+        self.state.prompt = replace(self.state.prompt, negative=self.show.prompt.negative)
         self.paint("show")
 
     def set_negative(self, text: str) -> None:
         self.state.prompt = replace(self.state.prompt, negative=text.strip(), t=time.monotonic())
-        self.app.publish_prompt(self.state.prompt)
+        self.host.publish_prompt(self.state.prompt)
 
     def set_style(self, name: str) -> None:
         name = name.strip()
-        styles = self.app.show.styles
+        styles = self.show.styles
         if name and name not in styles:
             raise ControlError(f"no style {name!r} in this show (known: {', '.join(styles) or 'none'})")
         self.state.style = name
@@ -222,16 +230,16 @@ class ShowControl:
     # --- generation settings --------------------------------------------------------------
     def set_params(self, **changes: Any) -> None:
         self.state.params = replace(self.state.params, t=time.monotonic(), **changes)
-        self.app.publish_params(self.state.params)
+        self.host.publish_params(self.state.params)
 
     # --- cues ---------------------------------------------------------------------------
     def cue_name(self) -> str:
         i = self.state.cue_index
-        cues = self.app.show.cues
+        cues = self.show.cues
         return cues[i].name if 0 <= i < len(cues) else ""
 
     def find_cue(self, which: int | str) -> int:
-        cues = self.app.show.cues
+        cues = self.show.cues
         if not cues:
             raise ControlError("this show has no cues")
         if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):
@@ -246,7 +254,7 @@ class ShowControl:
         raise ControlError(f"no cue {which!r} (cues: {', '.join(c.name for c in cues)})")
 
     def step_cue(self, step: int) -> None:
-        cues = self.app.show.cues
+        cues = self.show.cues
         if not cues:
             raise ControlError("this show has no cues")
         index = self.state.cue_index + step
@@ -255,11 +263,11 @@ class ShowControl:
         self.go_cue(max(index, 0) + 1)
 
     def go_cue(self, which: int | str) -> None:
-        cues = self.app.show.cues
+        cues = self.show.cues
         index = self.find_cue(which)
         self.apply_cue(cues[index])
         self.state.cue_index = index
-        self.app.events.write("cue", number=index + 1, name=cues[index].name)
+        self.host.on_event("cue", number=index + 1, name=cues[index].name)
 
     def apply_cue(self, cue: Cue) -> None:
         changes = {k: getattr(cue, k) for k in ("strength", "steps", "seed", "seed_drift", "mode")
@@ -280,7 +288,7 @@ class ShowControl:
             self.state.templated = self.state.templated or cue.style is not None
             self.paint(self.state.prompt.source)
         if cue.crossfade_s is not None:
-            self.app.presenter_call("set_crossfade", cue.crossfade_s)
+            self.host.screen.set_crossfade(cue.crossfade_s)
         if cue.caption is not None:
             self.set_caption(cue.caption)
         if cue.listen is not None:
@@ -293,74 +301,49 @@ class ShowControl:
     # --- listening and the screen ---------------------------------------------------------
     def set_listening(self, on: bool) -> None:
         self.state.listening = bool(on)
-        self.app.set_listening(self.state.listening)
-        self.app.events.write("listen", on=self.state.listening)
+        self.host.set_listening(self.state.listening)
+        self.host.on_event("listen", on=self.state.listening)
 
     def set_freeze(self, on: bool) -> None:
         self.state.frozen = bool(on)
 
     def set_blackout(self, on: bool) -> None:
         self.state.blackout = bool(on)
-        self.app.presenter_call("set_blackout", self.state.blackout, self.state.blackout_fade_s)
+        self.host.screen.set_blackout(self.state.blackout, self.state.blackout_fade_s)
 
     def set_caption(self, text: str) -> None:
         self.state.caption_text = text
-        self.app.presenter_call("set_caption", text)
+        self.host.screen.set_caption(text)
 
     # --- capture ----------------------------------------------------------------------------
-    def capture(self, sender: tuple[str, int] | None) -> Path:
+    def capture(self, sender: Sender | None) -> Path:
         """Save the frame on screen with the words and settings that made it (traceability)."""
-        frame = self.app.current_frame()
+        frame = self.host.screen.current_frame
         if frame is None:
             raise ControlError("no generated frame on screen yet")
-        import cv2  # only when asked: keeps the control module light
-
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
-        path = CAPTURES_DIR / f"{stamp}.png"
-        image = np.ascontiguousarray(frame.image[:, :, ::-1])
         try:
-            CAPTURES_DIR.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(path), image):
-                raise OSError("the image encoder refused it")
-        except (OSError, cv2.error) as exc:  # a full or read-only disk: say so, lose nothing else
-            raise ControlError(f"could not write {path}: {exc}") from None
-        meta = {
-            "image": path.name,
-            "prompt": frame.prompt.text,
-            "negative": frame.prompt.negative,
-            "source": frame.prompt.source,
-            "caption": frame.prompt.caption,
-            "generator": frame.generator,
-            "model": frame.model,
-            "params": {k: v for k, v in asdict(frame.params).items() if k != "t"},
-            "show": self.app.show.show.name,
-            "cue": self.cue_name(),
-        }
-        try:
-            path.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-        except OSError as exc:
-            path.unlink(missing_ok=True)  # an image without its words would break traceability
-            raise ControlError(f"could not write {path.with_suffix('.json')}: {exc}") from None
-        self.app.events.write("capture", path=path, prompt=frame.prompt.text, generator=frame.generator)
+            path = save_capture(frame, CAPTURES_DIR, show=self.show.show.name, cue=self.cue_name())
+        except CaptureError as exc:
+            raise ControlError(str(exc)) from None
+        self.host.on_event("capture", path=path, prompt=frame.prompt.text, generator=frame.generator)
         if sender is not None:
-            self.app.reply(sender, "/jadong/capture", str(path))
+            self.host.reply(sender, "/jadong/capture", str(path))
         return path
 
     # --- status -------------------------------------------------------------------------------
     def status_values(self) -> list[tuple[str, tuple[Any, ...]]]:
-        app = self.app
-        rates = app.stage_rates()
-        gw = app.generator_worker
-        generator = f"{gw.active_name} {gw.active_model}".strip() if gw is not None else ""
-        return [
-            ("/jadong/status/fps/display", (float(rates.get("display", 0.0)),)),
-            ("/jadong/status/fps/generator", (float(rates.get("generator", 0.0)),)),
-            ("/jadong/status/fps/camera", (float(rates.get("camera", 0.0)),)),
-            ("/jadong/status/prompt", (self.state.prompt.text,)),
-            ("/jadong/status/transcript", (self.state.last_transcript,)),
-            ("/jadong/status/listening", (int(self.state.listening),)),
-            ("/jadong/status/cue", (self.cue_name(),)),
-            ("/jadong/status/generator", (generator,)),
-            ("/jadong/status/error", (self.state.last_error,)),
-            ("/jadong/status/dropped", (int(sum(app.drop_counts().values())),)),
-        ]
+        """Every /jadong/status/... address with its value now (STATUS_ADDRESSES, in order)."""
+        run = self.host.runtime_status()
+        values: dict[str, tuple[Any, ...]] = {
+            "/jadong/status/fps/display": (float(run.rates.get("display", 0.0)),),
+            "/jadong/status/fps/generator": (float(run.rates.get("generator", 0.0)),),
+            "/jadong/status/fps/camera": (float(run.rates.get("camera", 0.0)),),
+            "/jadong/status/prompt": (self.state.prompt.text,),
+            "/jadong/status/transcript": (self.state.last_transcript,),
+            "/jadong/status/listening": (int(self.state.listening),),
+            "/jadong/status/cue": (self.cue_name(),),
+            "/jadong/status/generator": (run.generator,),
+            "/jadong/status/error": (self.state.last_error,),
+            "/jadong/status/dropped": (int(run.dropped),),
+        }
+        return [(address, values[address]) for address in STATUS_ADDRESSES]

@@ -80,6 +80,7 @@ class EventLog:
 
     def _roll_over(self) -> None:
         """Called with the lock held: a new day, a new file."""
+        assert self._template is not None  # write() calls this only for a "{day}" path
         day = time.strftime("%Y%m%d")
         if day == self._day:
             return

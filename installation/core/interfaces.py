@@ -1,13 +1,15 @@
-"""The small interfaces behind which every outside thing sits. One file per real
-implementation; the app only ever talks to these."""
+"""The small interfaces behind which every outside thing sits, with every capability the
+rooms use stated here (no probing with hasattr/getattr). One file per real implementation;
+the app only ever talks to these."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from .messages import AudioChunk, GenerationParams, Prompt, Transcript, Utterance
+from .messages import AudioChunk, Decoded, GenerationParams, Prompt, Transcript, Utterance
 
 
 class DeviceLost(RuntimeError):
@@ -51,13 +53,35 @@ class Transcriber(Protocol):
 
     def transcribe(self, utterance: Utterance) -> Transcript | None: ...
 
+    def decode(self, utterance: Utterance, final: bool = True) -> Decoded | None:
+        """The words with the engine's confidence figures, for the speech guards. `final` is
+        False for a speculative decode of an utterance still being spoken: an engine may skip
+        work only a final answer needs (Whisper's English translation pass)."""
+        ...
+
 
 class Generator(Protocol):
     """Turns a prompt (and optionally a camera image) into an RGB uint8 frame."""
 
-    name: str  # "diffusers", "preview"
+    name: str  # "stream", "diffusers", "preview"
     model: str  # model id or folder, or "" for none
     label: str  # shown on screen when not empty (e.g. why the preview runs, and the fix)
+    reason: str  # why the show runs this generator (set by the choice; the worker's events say it)
+    # Set before load() by whoever shows the screen meanwhile; a generator whose load has steps
+    # worth showing calls it with each one (the streaming engine does; the others load in one go).
+    progress_callback: Callable[[str], None] | None
+
+    @property
+    def device(self) -> str:
+        """Where it paints once loaded ("cuda" or "cpu"); "" before."""
+        ...
+
+    @property
+    def animating(self) -> bool:
+        """True while generate() would paint a different frame for unchanged inputs (a prompt
+        blend, drifting noise, a feedback loop): the worker keeps painting instead of waiting
+        for a new prompt, params or camera frame."""
+        ...
 
     def load(self) -> None: ...
 

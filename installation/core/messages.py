@@ -80,6 +80,15 @@ class Decoded:
 
 
 @dataclass(frozen=True)
+class CaptionRetraction:
+    """The speech stage takes back the partial caption it showed for an utterance that the
+    guards then refused (noise, a hallucination): the caption from before it comes back."""
+
+    utterance_end_t: float = 0.0
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
 class CameraFrame:
     """An RGB uint8 image (H, W, 3) from a camera source."""
 

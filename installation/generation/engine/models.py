@@ -1,9 +1,10 @@
 """Where model weights live (a diffusers folder, a Hugging Face id or a single checkpoint
 file), whether they are here, and how to fetch them.
 
-No torch or diffusers here (stdlib and huggingface_hub only), so the app can decide between
-the diffusers generator and the preview before paying for those imports. Nothing in this
-module downloads except `fetch_model`, which the `fetch-models` command calls on purpose.
+No torch or diffusers here (stdlib and huggingface_hub only), so the choice of generator
+(generation/choice.py) is made before paying for those imports. Nothing in this module
+downloads except `fetch_model` and `fetch_checkpoint_config`, which the `fetch-models` command
+calls on purpose; whether anything else may is core/downloads.py's rule.
 """
 
 from __future__ import annotations
@@ -15,16 +16,27 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from installation.core.downloads import FETCH_COMMAND, download_allowed, hf_cache_dir
 from installation.show import resolve_path
-from .checkpoint_file import (CONFIG_PATTERNS, check_config_folder, check_file, checkpoint_is_sdxl, guess_config,
-                              is_checkpoint_path, pipeline_class_name, pipeline_components)
+
+from .checkpoint_file import (
+    CONFIG_PATTERNS,
+    check_config_folder,
+    check_file,
+    checkpoint_is_sdxl,
+    guess_config,
+    is_checkpoint_path,
+    pipeline_class_name,
+    pipeline_components,
+)
 
 log = logging.getLogger(__name__)
 
-FETCH_COMMAND = "python run.py fetch-models"
-ALLOW_DOWNLOAD_ENV = "JADONG_ALLOW_DOWNLOAD"
+# The fast autoencoders the streaming engine takes when they are here (generator.autoencoder = "auto").
+TAESD = "madebyollin/taesd"
+TAESDXL = "madebyollin/taesdxl"
 
-DEFAULT_MODELS = ("stabilityai/sd-turbo", "stabilityai/sdxl-turbo", "madebyollin/taesd")
+DEFAULT_MODELS = ("stabilityai/sd-turbo", "stabilityai/sdxl-turbo", TAESD)
 
 # What a gallery agrees to by running these weights. Checked against the model cards in 2025;
 # the cards are the authority, so the fetch command prints the link before downloading.
@@ -49,20 +61,6 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 # Formats and variants we never need: the diffusers folders in fp32 safetensors load on both
 # CPU and CUDA (cast to fp16 there), so the rest is gigabytes of duplicates.
 _FETCH_IGNORE = ["*.bin", "*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.pb", "*.fp16.safetensors"]
-
-
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment now rather than at import, so a
-    show (or a test) that sets HF_HUB_CACHE or HF_HOME later is honoured."""
-    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    home = os.environ.get("HF_HOME")
-    if home:
-        return Path(home).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
 
 
 def _tilde(path: Path) -> str:
@@ -245,11 +243,6 @@ def resolve_single_file(model: str, checkpoint_config: str = "",
     if download_allowed() and locate(ref).hf_id is not None:
         return file, ref, cache_dir or hf_cache_dir()
     raise FileNotFoundError(problem)
-
-
-def download_allowed() -> bool:
-    """Downloads at show time happen only when someone asked for them by name."""
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "") == "1"
 
 
 def _refuse_offline(what: str) -> None:

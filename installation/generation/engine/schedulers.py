@@ -25,6 +25,9 @@ from typing import Any
 EULER = "euler"
 LCM = "lcm"
 COLUMNS = ("t", "c_in", "p", "q", "c_skip", "c_out", "a", "b")
+# Below this img2img strength nothing visible would change: the generators hand back the
+# camera image instead of running the model.
+MIN_STRENGTH = 0.01
 
 
 class ScheduleError(ValueError):

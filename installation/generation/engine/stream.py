@@ -721,6 +721,18 @@ class StreamEngine:
         self._skips_in_row = 0
         return False
 
+    # --- what the generator asks ------------------------------------------------------------
+    def changing(self, now: float | None = None) -> bool:
+        """True while frames change with unchanged requests: a prompt blend in progress, or
+        noise walking to a new seed or drifting (so whoever paints must keep calling `frame`)."""
+        now = time.monotonic() if now is None else now
+        return self._cond.blending(now) or self._noise.moving
+
+    @property
+    def has_still(self) -> bool:
+        """Whether a feedback loop has an image to start from (`set_still`, cleared by `reset`)."""
+        return self._feedback_source is not None
+
     def reset(self) -> None:
         """Forget the frames in flight and the feedback image (after a cut: a new scene)."""
         with self._programs_lock:

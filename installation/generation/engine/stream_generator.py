@@ -1,8 +1,10 @@
-"""The Generator (interfaces.py) over the streaming engine: what a show runs by default.
+"""The Generator (core/interfaces.py) over the streaming engine (stream.py): what a show runs
+by default (`generator.engine = "stream"`).
 
-`load` builds the parts (pipeline components, TAESD, fused LoRAs) and prepares the step counts
-the show allows (CUDA graphs, torch.compile) while the GeneratorWorker keeps the preview on
-screen; `progress_callback`, when set, hears each preparation step for the screen.
+`load` gets the pipeline through loading.py (device, dtype, offline rules, as the diffusers
+generator does), adds the streaming engine's parts (parts.py: TAESD, fused LoRAs) and prepares
+the step counts the show allows (CUDA graphs, torch.compile) while the GeneratorWorker keeps
+the preview on screen; `progress_callback`, when set, hears each preparation step for the screen.
 """
 
 from __future__ import annotations
@@ -10,31 +12,38 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from installation.core.messages import GenerationParams, Prompt
-from installation.show import GeneratorConfig, resolve_path
-from .diffusers_generator import FULL_SIZE_UNET_PARAMS, MIN_STRENGTH, pick_device
 from installation.generation.imaging import check_rgb_uint8, fit_image
+from installation.show import GeneratorConfig, resolve_path
+
+from .schedulers import MIN_STRENGTH
+
+if TYPE_CHECKING:  # stream.py imports torch; this module loads it only in load()
+    from .stream import StreamEngine
 
 log = logging.getLogger(__name__)
 
 
 class StreamGenerator:
+    """Generator protocol (core/interfaces.py) over a StreamEngine."""
+
     name = "stream"
 
     def __init__(self, cfg: GeneratorConfig, cache_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.model = cfg.model
         self.label = ""
+        self.reason = ""
         self.device = ""
         self.dtype = ""
         self.load_seconds = 0.0
         self.accel = ""
         self.progress_callback: Callable[[str], None] | None = None
-        self.engine: Any = None
+        self.engine: StreamEngine | None = None
         self._cache_dir = cache_dir
         self._still_loaded = False
 
@@ -49,8 +58,7 @@ class StreamGenerator:
         eng = self.engine
         if eng is None:
             return False
-        now = time.monotonic()
-        return eng._cond.blending(now) or eng._noise.moving or self.cfg.mode == "feedback"
+        return eng.changing() or self.cfg.mode == "feedback"
 
     def _progress(self, msg: str) -> None:
         log.info("%s: %s", self.model, msg)
@@ -65,15 +73,16 @@ class StreamGenerator:
         t0 = time.monotonic()
         import torch
 
-        from .loading import apply_loras, load_autoencoder, load_pipeline, parts_from_pipeline
+        from .loading import load_pipeline, placement, warn_if_slow
+        from .parts import apply_loras, load_autoencoder, parts_from_pipeline
         from .schedulers import LCM, prepare_scheduler
         from .stream import EngineOptions, StreamEngine
 
         cfg = self.cfg
-        device = pick_device(cfg.device, torch)
-        dtype = torch.float16 if device == "cuda" else torch.float32
+        where = placement(cfg.device)
+        device, dtype = where.device, where.dtype
         self._progress(f"loading {cfg.model}")
-        pipe = load_pipeline(cfg, device, dtype, self._cache_dir)
+        pipe = load_pipeline(cfg, dtype, self._cache_dir)
         loras = apply_loras(pipe, cfg)
         scheduler = prepare_scheduler(pipe.scheduler, LCM if cfg.lcm_lora else "auto")
         sdxl = hasattr(pipe, "text_encoder_2")
@@ -83,10 +92,7 @@ class StreamGenerator:
             vae.to(device)
         elif dtype == torch.float16 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(torch.float32)  # SDXL's VAE overflows in fp16
-        n_params = sum(p.numel() for p in pipe.unet.parameters())
-        if device == "cpu" and n_params > FULL_SIZE_UNET_PARAMS:
-            log.warning("%s runs on the CPU (%dM UNet parameters): expect several seconds per frame; "
-                        "a CUDA GPU is needed for live frame rates", cfg.model, n_params // 1_000_000)
+        if warn_if_slow(cfg.model, pipe.unet, device):
             self._progress(f"{cfg.model} on the CPU: expect several seconds per frame")
         if device == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -110,7 +116,7 @@ class StreamGenerator:
         engine.prepare(steps, modes, cfg.guidance_scale, progress=self._progress)
         self.engine = engine
         self.device = device
-        self.dtype = str(dtype).removeprefix("torch.")
+        self.dtype = where.dtype_name
         self.accel = engine.accel_label
         self.load_seconds = time.monotonic() - t0
         extra = f", LoRA {', '.join(loras)}" if loras else ""
@@ -133,7 +139,7 @@ class StreamGenerator:
                 return fit_image(image, self.cfg.width, self.cfg.height).copy()
             return self.engine.frame(req, image)
         if mode == "feedback":
-            if image is None and not self._still_loaded and self.engine._feedback_source is None:
+            if image is None and not self._still_loaded and not self.engine.has_still:
                 # No still and no camera: the loop starts from a txt2img frame.
                 req.txt2img = True
                 first = self.engine.frame(req, None)

@@ -143,6 +143,7 @@ def _bench(folder: Path, size: int, frames: int) -> None:
 
     from installation.core.messages import GenerationParams, Prompt
     from installation.show import GeneratorConfig
+
     from .diffusers_generator import DiffusersGenerator
 
     gen = DiffusersGenerator(GeneratorConfig(kind="diffusers", model=str(folder), width=size, height=size))
