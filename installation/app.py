@@ -119,7 +119,8 @@ class App:
     def _build_speech(self) -> None:
         if not self.show.speech.enabled:
             return
-        from .inputs.audio import AudioUnavailable, MicWorker, open_audio_source
+        from .inputs.wav import AudioUnavailable
+        from .inputs.microphone import MicWorker, open_audio_source
         from .speech.moderation import ModerationError, Moderator
 
         try:

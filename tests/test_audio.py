@@ -12,17 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import (
-    AudioUnavailable,
-    MicWorker,
-    SoundDeviceSource,
-    WavFileSource,
-    list_microphones,
-    load_wav_16k,
-    open_audio_source,
-    read_wav,
-    resample,
-)
+from installation.inputs.wav import AudioUnavailable, WavFileSource, load_wav_16k, read_wav, resample
+from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones, open_audio_source
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk
@@ -290,7 +281,7 @@ def test_portaudio_start_up_noise_is_silenced_but_python_errors_are_not(tmp_path
 
     code = (
         "import os, sys\n"
-        "from installation.inputs.audio import quiet_native_stderr\n"
+        "from installation.inputs.microphone import quiet_native_stderr\n"
         "with quiet_native_stderr():\n"
         "    os.write(2, b'error: XDG_RUNTIME_DIR is invalid or not set in the environment.\\n')\n"
         "os.write(2, b'after\\n')\n"

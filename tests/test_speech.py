@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import MicWorker, WavFileSource, load_wav_16k, read_wav
+from installation.inputs.wav import WavFileSource, load_wav_16k, read_wav
+from installation.inputs.microphone import MicWorker
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Decoded, Transcript, Utterance
 from installation.show import SpeechConfig

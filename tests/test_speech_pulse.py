@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import MicWorker, SoundDeviceSource, list_microphones
+from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk, Transcript

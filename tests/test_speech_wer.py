@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import load_wav_16k
+from installation.inputs.wav import load_wav_16k
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Transcript
 from installation.show import SpeechConfig

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import load_wav_16k, read_wav
+from installation.inputs.wav import load_wav_16k, read_wav
 from installation.core.messages import Utterance
 from installation.show import SpeechConfig
 from installation.speech.guards import rejection_reason
@@ -55,7 +55,7 @@ def test_folders_and_names(tmp_path, project_root):
 def test_importing_the_speech_modules_loads_no_model_libraries(project_root):
     code = (
         "import sys\n"
-        "from installation.inputs import audio\n"
+        "from installation.inputs import microphone, wav\n"
         "from installation.speech import endpointing, guards, moderation, transcribe, vad, words, worker\n"
         "transcribe.resolve_whisper_model('tiny.en')\n"
         "transcribe.load_transcriber(transcribe.SpeechConfig())\n"

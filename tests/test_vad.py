@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.audio import load_wav_16k
+from installation.inputs.wav import load_wav_16k
 from installation.core.messages import AudioChunk
 from installation.show import SpeechConfig
 from installation.speech.endpointing import EnergyGate, Endpointer, make_gates

@@ -1,6 +1,6 @@
-"""python -m installation.bench engine|speech|osc [ARGS...]
+"""python -m installation.bench engine|speech|osc|display [ARGS...]
 
-Each benchmark lives in its own module (engine.py, speech.py, osc.py) with `main(argv) -> int`,
+Each benchmark lives in its own module (engine.py, speech.py, osc.py, display.py) with `main(argv) -> int`,
 imported only when asked for, so one area's heavy imports never slow another's command."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engine", "speech", "osc")
+BENCHMARKS = ("engine", "speech", "osc", "display")
 
 
 def main(argv: list[str]) -> int:

@@ -88,7 +88,7 @@ def build_audio(folder: Path, count: int) -> tuple[Path, list[Spoken]]:
     """The benchmark stream as a 16 kHz WAV, and where each utterance lies in it."""
     if shutil.which("espeak-ng") is None:
         raise SystemExit("the speech benchmark needs espeak-ng (Debian: apt-get install espeak-ng)")
-    from installation.inputs.audio import read_wav, resample
+    from installation.inputs.wav import read_wav, resample
 
     rng = np.random.default_rng(0)
     room = lambda s: (10 ** (-65 / 20) * rng.standard_normal(int(s * SR))).astype(np.float32)  # noqa: E731
@@ -130,7 +130,8 @@ def _match(spoken: list[Spoken], end_offsets: list[float]) -> dict[int, float]:
 
 # --- Jadong: the speech thread on a paced stream --------------------------------------------
 def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> dict:
-    from installation.inputs.audio import MicWorker, WavFileSource
+    from installation.inputs.wav import WavFileSource
+    from installation.inputs.microphone import MicWorker
     from installation.core.channels import DropOldestQueue
     from installation.core.messages import AudioChunk, Transcript
     from installation.show import SpeechConfig
@@ -186,7 +187,7 @@ def run_baseline(wav: Path, spoken: list[Spoken], transcriber, window_s: float =
     """Each window is decoded once it has been captured (and the previous decode is done),
     with `vad_filter=True`. An utterance is out when the window holding its last voiced
     sample is decoded; one crossing a window edge comes out in two pieces."""
-    from installation.inputs.audio import load_wav_16k
+    from installation.inputs.wav import load_wav_16k
 
     x = load_wav_16k(wav)
     model = transcriber._model
@@ -217,7 +218,7 @@ def run_baseline(wav: Path, spoken: list[Spoken], transcriber, window_s: float =
 def run_frames(wav: Path, spoken: list[Spoken], model: str, folder: Path) -> dict:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from installation.app import App, RunOptions
-    from installation.inputs.audio import MicWorker
+    from installation.inputs.microphone import MicWorker
     from installation.show import parse_show
 
     length = spoken[-1].end_s + GAP_S

@@ -308,7 +308,7 @@ class FasterWhisperTranscriber(_WhisperEngine):
 def _audio_16k(utterance: Utterance) -> np.ndarray:
     audio = np.asarray(utterance.samples, dtype=np.float32).reshape(-1)
     if utterance.sample_rate != 16000:
-        from installation.inputs.audio import resample  # noqa: PLC0415 - only for odd callers
+        from installation.inputs.wav import resample  # noqa: PLC0415 - only for odd callers
 
         audio = resample(audio, utterance.sample_rate, 16000)
     return audio
