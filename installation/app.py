@@ -23,8 +23,16 @@ from .control.host import RuntimeStatus, Screen, ScreenSettings, Sender
 from .control.show_control import ShowControl, ShowState
 from .core.channels import DropOldestQueue, LatestSlot
 from .core.events import EventLog, FloodSummary
-from .core.messages import (AudioChunk, CameraFrame, CaptionRetraction, Control, GeneratedFrame, GenerationParams,
-                            Prompt, Transcript)
+from .core.messages import (
+    AudioChunk,
+    CameraFrame,
+    CaptionRetraction,
+    Control,
+    GeneratedFrame,
+    GenerationParams,
+    Prompt,
+    Transcript,
+)
 from .core.supervisor import Supervisor
 from .core.worker import Worker, stop_all
 from .generation.choice import params_from_config
@@ -119,8 +127,8 @@ class App:
     def _build_speech(self) -> None:
         if not self.show.speech.enabled:
             return
-        from .inputs.wav import AudioUnavailable
         from .inputs.microphone import MicWorker, open_audio_source
+        from .inputs.wav import AudioUnavailable
         from .speech.moderation import ModerationError, Moderator
 
         try:
@@ -140,8 +148,8 @@ class App:
         if source is None:
             return
         from .speech.endpointing import Endpointer
-        from .speech.worker import SpeechWorker
         from .speech.transcribe import load_transcriber
+        from .speech.worker import SpeechWorker
 
         try:
             transcriber = load_transcriber(self.show.speech)
@@ -157,8 +165,8 @@ class App:
 
     def _build_generator(self) -> None:
         from .generation.choice import choose_generator
-        from .generation.worker import GeneratorWorker
         from .generation.preview import PreviewGenerator
+        from .generation.worker import GeneratorWorker
 
         gen_cfg = self.show.generator
         generator, reason = choose_generator(gen_cfg)

@@ -266,7 +266,7 @@ class Show(_Section):
         return v
 
     @model_validator(mode="after")
-    def _cues_consistent(self) -> "Show":
+    def _cues_consistent(self) -> Show:
         seen = set()
         for i, cue in enumerate(self.cues):
             if cue.name in seen:

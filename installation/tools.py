@@ -34,11 +34,9 @@ def _show_argument(prog: str, description: str, argv: list[str]):
 
 def cmd_devices(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="python run.py devices", description="List cameras, microphones and monitors.").parse_args(argv)
-    from .inputs.microphone import list_microphones
-    from .inputs.camera import list_cameras
     from .display.presenter import list_monitors
-
-    from .inputs.microphone import quiet_native_stderr
+    from .inputs.camera import list_cameras
+    from .inputs.microphone import list_microphones, quiet_native_stderr
 
     with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
         cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
@@ -81,11 +79,9 @@ def cmd_check(argv: list[str]) -> int:
         where = "on disk" if os.path.isdir(whisper) else f"Hugging Face id: {FETCH_COMMAND} gets it"
         print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
 
-    from .inputs.microphone import list_microphones
-    from .inputs.camera import list_cameras
     from .display.presenter import list_monitors
-
-    from .inputs.microphone import quiet_native_stderr
+    from .inputs.camera import list_cameras
+    from .inputs.microphone import list_microphones, quiet_native_stderr
 
     with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
         cams, mics, mons = list_cameras(), list_microphones(), list_monitors()

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import AudioUnavailable, WavFileSource, load_wav_16k, read_wav, resample
-from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones, open_audio_source
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk
-from installation.show import MicrophoneConfig
 from installation.core.worker import stop_all
+from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones, open_audio_source
+from installation.inputs.wav import AudioUnavailable, WavFileSource, load_wav_16k, read_wav, resample
+from installation.show import MicrophoneConfig
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is installed by `make setup`")
 

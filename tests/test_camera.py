@@ -15,6 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
+from installation.core.channels import LatestSlot
+from installation.core.interfaces import DeviceLost
+from installation.core.worker import stop_all
 from installation.inputs.camera import (
     CameraWorker,
     EndOfFile,
@@ -23,10 +26,7 @@ from installation.inputs.camera import (
     open_frame_source,
     parse_source,
 )
-from installation.core.channels import LatestSlot
-from installation.core.interfaces import DeviceLost
 from installation.show import PROJECT_ROOT, CameraConfig
-from installation.core.worker import stop_all
 
 DEMO = PROJECT_ROOT / "assets" / "demo_loop.mp4"
 LEVEL_STEP = 10  # frame i of a numbered clip is a flat grey of i * LEVEL_STEP

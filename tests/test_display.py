@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pygame
 import pytest
-from conftest import read_video
 
+from conftest import read_video
+from installation.core.messages import GeneratedFrame, GenerationParams, Prompt
 from installation.display.captions import (
     CaptionTiming,
     FontBook,
@@ -30,7 +31,6 @@ from installation.display.presenter import (
     cover_crop,
     list_monitors,
 )
-from installation.core.messages import GeneratedFrame, GenerationParams, Prompt
 from installation.display.recorder import RecorderError, VideoRecorder
 from installation.show import DisplayConfig
 

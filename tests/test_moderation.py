@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from installation.speech.moderation import ModerationError, Moderator, list_path, read_list
 from installation.show import ModerationConfig, ShowError, parse_show
+from installation.speech.moderation import ModerationError, Moderator, list_path, read_list
 
 
 def mod(**kw) -> Moderator:

@@ -15,8 +15,6 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.udp_client import SimpleUDPClient
 
-from installation.core.channels import DropOldestQueue
-from installation.core.messages import Control
 from installation.control.addresses import (
     ADDRESSES,
     ERROR_ADDRESS,
@@ -28,6 +26,8 @@ from installation.control.addresses import (
     validate_args,
 )
 from installation.control.osc import OscError, OscServer
+from installation.core.channels import DropOldestQueue
+from installation.core.messages import Control
 from installation.show import OscConfig
 
 WAIT = 3.0  # generous: other test suites share the two cores

@@ -17,10 +17,10 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from installation.control import show_control as control_module
 from installation.app import App, RunOptions
-from installation.harness import start_show_thread
+from installation.control import show_control as control_module
 from installation.control.addresses import ADDRESSES
+from installation.harness import start_show_thread
 from installation.show import parse_show
 
 WAIT = 5.0

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import WavFileSource, load_wav_16k, read_wav
-from installation.inputs.microphone import MicWorker
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Decoded, Transcript, Utterance
+from installation.core.worker import stop_all
+from installation.inputs.microphone import MicWorker
+from installation.inputs.wav import WavFileSource, load_wav_16k, read_wav
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer, EnergyGate, rms_dbfs
-from installation.speech.worker import SpeechWorker
 from installation.speech.guards import rejection_reason
-from installation.core.worker import stop_all
+from installation.speech.worker import SpeechWorker
 
 SR = 16000
 T0 = 1000.0  # capture time of the first sample, as a monotonic stamp would be

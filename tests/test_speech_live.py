@@ -13,12 +13,11 @@ import pytest
 
 from installation.app import App, RunOptions
 from installation.core.channels import DropOldestQueue
-from installation.core.messages import AudioChunk, Transcript, Utterance
+from installation.core.messages import AudioChunk, Decoded, Transcript, Utterance
+from installation.core.worker import stop_all
 from installation.show import SpeechConfig, parse_show
-from installation.core.messages import Decoded
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
-from installation.core.worker import stop_all
 
 SR = 16000
 CFG = SpeechConfig(vad="energy", end_silence_ms=400, min_speech_ms=200, preroll_ms=200, partial_interval_s=1.0)

@@ -15,10 +15,10 @@ import pytest
 
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Transcript
+from installation.core.worker import stop_all
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
-from installation.core.worker import stop_all
 
 SR = 16000
 

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk, Transcript
+from installation.core.worker import stop_all
+from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
-from installation.core.worker import stop_all
 
 pytestmark = [
     pytest.mark.pulse,

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import load_wav_16k
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Transcript
+from installation.core.worker import stop_all
+from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
-from installation.core.worker import stop_all
 
 SR = 16000
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import load_wav_16k
 from installation.core.messages import AudioChunk
+from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
-from installation.speech.endpointing import EnergyGate, Endpointer, make_gates
+from installation.speech.endpointing import Endpointer, EnergyGate, make_gates
 from installation.speech.vad import WINDOW, SileroGate, SileroModel, silero_model_path, speech_probabilities
 
 SR = 16000

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROUNDS = 8  # CPU: blocks of frames each side takes in turn
 
 

@@ -130,15 +130,15 @@ def _match(spoken: list[Spoken], end_offsets: list[float]) -> dict[int, float]:
 
 # --- Jadong: the speech thread on a paced stream --------------------------------------------
 def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> dict:
-    from installation.inputs.wav import WavFileSource
-    from installation.inputs.microphone import MicWorker
     from installation.core.channels import DropOldestQueue
     from installation.core.messages import AudioChunk, Transcript
+    from installation.core.worker import stop_all
+    from installation.inputs.microphone import MicWorker
+    from installation.inputs.wav import WavFileSource
     from installation.show import SpeechConfig
     from installation.speech.endpointing import Endpointer
-    from installation.speech.worker import SpeechWorker
     from installation.speech.transcribe import load_transcriber
-    from installation.core.worker import stop_all
+    from installation.speech.worker import SpeechWorker
 
     cfg = SpeechConfig(model=model, language="en", partials=partials)
     transcriber = load_transcriber(cfg)

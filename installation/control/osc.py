@@ -18,8 +18,9 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pythonosc import osc_bundle, osc_message
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
@@ -120,7 +121,7 @@ class _BundleScheduler:
 class _DatagramHandler(socketserver.BaseRequestHandler):
     """One datagram: handed whole to the OscServer that owns this socket."""
 
-    server: "_UDPServer"
+    server: _UDPServer
 
     def handle(self) -> None:
         self.server.owner._receive(self.request[0], self.client_address)
@@ -132,7 +133,7 @@ class _UDPServer(socketserver.UDPServer):
 
     max_packet_size = 65507  # the UDP maximum; socketserver's 8 KiB would cut long bundles
     allow_reuse_address = False
-    owner: "OscServer"
+    owner: OscServer
 
     def server_bind(self) -> None:
         # A burst (a fader sweep, a flood) lands in the kernel's receive buffer; when that is
@@ -219,7 +220,7 @@ class OscServer:
         self._scheduler.stop(timeout)
         server.server_close()
 
-    def __enter__(self) -> "OscServer":
+    def __enter__(self) -> OscServer:
         self.start()
         return self
 

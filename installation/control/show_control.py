@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from installation.core.messages import Control, GenerationParams, Prompt
 from installation.core.text import clean_words

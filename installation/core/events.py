@@ -13,8 +13,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class EventLog:
 
     def write(self, event: str, **fields: Any) -> dict:
         record = {
-            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
             "mono": round(time.monotonic(), 4),
             "event": event,
         }

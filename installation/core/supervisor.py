@@ -12,8 +12,8 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from .worker import Worker
 

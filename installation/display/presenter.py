@@ -19,8 +19,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
@@ -28,6 +28,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
+from installation.core.messages import GeneratedFrame  # noqa: E402
+from installation.core.worker import RateMeter  # noqa: E402
 from installation.display.captions import (  # noqa: E402
     CaptionTiming,
     FontBook,
@@ -35,9 +37,7 @@ from installation.display.captions import (  # noqa: E402
     render_text_box,
     screen_scale,
 )
-from installation.core.messages import GeneratedFrame  # noqa: E402
 from installation.show import DisplayConfig  # noqa: E402
-from installation.core.worker import RateMeter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class Presenter:
         self._record_layout: str | None = None
 
     # --- opening and closing ---------------------------------------------------------------
-    def open(self) -> "Presenter":
+    def open(self) -> Presenter:
         if self._opened:
             return self
         reason = None
@@ -367,7 +367,7 @@ class Presenter:
                 os.environ.pop("SDL_VIDEODRIVER", None)
                 self._driver_env_set = False
 
-    def __enter__(self) -> "Presenter":
+    def __enter__(self) -> Presenter:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

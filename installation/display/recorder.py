@@ -82,7 +82,7 @@ class _Pending:
 
 
 class _WriterWorker(Worker):
-    def __init__(self, recorder: "VideoRecorder") -> None:
+    def __init__(self, recorder: VideoRecorder) -> None:
         super().__init__(name=f"recorder:{recorder.path.name}")
         self._rec = recorder
 
@@ -198,7 +198,7 @@ class VideoRecorder:
         else:
             log.info("recording %s closed: %s", self.path, self.stats())
 
-    def __enter__(self) -> "VideoRecorder":
+    def __enter__(self) -> VideoRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,9 +17,10 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +28,8 @@ from installation.core.channels import LatestSlot
 from installation.core.events import EventHook, emit
 from installation.core.interfaces import DeviceLost, FrameSource
 from installation.core.messages import CameraFrame
-from installation.show import CameraConfig, resolve_path
 from installation.core.worker import ErrorHandler, Worker
+from installation.show import CameraConfig, resolve_path
 
 log = logging.getLogger(__name__)
 

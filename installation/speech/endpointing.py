@@ -8,8 +8,9 @@ fading out does not chop the utterance). A later gate (Silero VAD) is one more `
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

