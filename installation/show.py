@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,7 +27,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-DeviceOrPath = Union[int, str]
+DeviceOrPath = int | str
 
 
 class ShowInfo(_Section):
@@ -59,7 +59,8 @@ class SpeechConfig(_Section):
     enabled: bool = Field(True, description="Listen and transcribe at all.")
     engine: Literal["faster-whisper", "openai-whisper"] = Field("faster-whisper", description="Transcription engine.")
     model: str = Field("tiny.en", description="Whisper model: a size (tiny.en, base, small), a Hugging Face id, or a local folder.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where Whisper runs.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where Whisper runs (auto: the GPU if one is seen; cuda with no GPU runs on the CPU, with a warning).")
     compute_type: str = Field("auto", description="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA).")
     language: str = Field("auto", description="Language code (en, ko, ...) or \"auto\" to detect.")
     beam_size: int = Field(1, ge=1, le=10, description="Beam search width (1 is fastest).")
@@ -138,7 +139,8 @@ class GeneratorConfig(_Section):
     width: int = Field(512, ge=64, le=2048, multiple_of=8, description="Generated width in pixels.")
     height: int = Field(512, ge=64, le=2048, multiple_of=8, description="Generated height in pixels.")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Noise seed.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where diffusion runs.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where diffusion runs (auto: the GPU if one is seen; cuda with no GPU runs on the CPU, with a warning).")
     max_fps: float = Field(30.0, gt=0, le=500, description="Upper bound on generated frames per second.")
     engine: Literal["stream", "pipeline"] = Field(
         "stream", description="stream: the streaming engine (fast); pipeline: a diffusers pipeline per frame (the reference).")

@@ -127,7 +127,7 @@ class SpeechWorker(Worker):
             load = getattr(gate, "load", None)
             if load is not None:
                 load()
-        emit(self._on_event, "speech_ready", transcriber=getattr(self.transcriber, "name", "?"),
+        emit(self._on_event, "speech_ready", transcriber=self.transcriber.name,
                     load_s=round(time.monotonic() - t0, 3))
 
     def step(self) -> None:

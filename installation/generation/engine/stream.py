@@ -24,8 +24,9 @@ import threading
 import time
 import types
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ class EngineStats:
 class _Program:
     """Static buffers of one ProgramKey, and its CUDA graph once captured."""
 
-    def __init__(self, key: ProgramKey, eng: "StreamEngine") -> None:
+    def __init__(self, key: ProgramKey, eng: StreamEngine) -> None:
         dev, H, W = eng.device, eng.height, eng.width
         C, h, w = eng.latent_channels, H // 8, W // 8
         S = key.stages

@@ -12,11 +12,11 @@ import pytest
 
 from installation.core.channels import LatestSlot
 from installation.core.downloads import FETCH_COMMAND
-from installation.generation.engine.tiny_model import ensure_tiny_model
-from installation.generation.choice import choose_generator, params_from_config
-from installation.generation.worker import GeneratorWorker
 from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
+from installation.generation.choice import choose_generator, params_from_config
+from installation.generation.engine.tiny_model import ensure_tiny_model
 from installation.generation.preview import PreviewGenerator
+from installation.generation.worker import GeneratorWorker
 from installation.show import GeneratorConfig
 
 WAIT_S = 30.0  # generous: the machine is shared; tests wait for behaviour, never time it

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import load_wav_16k
 from installation.core.messages import Utterance
+from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
 from installation.speech.guards import guard_reason
 from installation.speech.transcribe import (

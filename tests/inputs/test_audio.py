@@ -292,7 +292,7 @@ def test_portaudio_start_up_noise_is_silenced_but_python_errors_are_not(tmp_path
         "    print('caught', exc, file=sys.stderr)\n"
         "raise SystemExit('the end')\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert "XDG_RUNTIME_DIR" not in proc.stderr
     assert proc.stderr.splitlines() == ["after", "caught a Python error", "the end"]

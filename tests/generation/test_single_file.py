@@ -10,11 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.generation.engine.checkpoint_file import CONFIG_PATTERNS, SD15_CONFIG, guess_config, safetensors_header
 from installation.core.downloads import FETCH_COMMAND
+from installation.core.messages import GenerationParams, Prompt
+from installation.generation.engine.checkpoint_file import (
+    CONFIG_PATTERNS,
+    SD15_CONFIG,
+    guess_config,
+    safetensors_header,
+)
 from installation.generation.engine.models import locate, model_available_locally
 from installation.generation.engine.tiny_model import ensure_tiny_model
-from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -182,8 +187,8 @@ def test_configs_from_the_hub_cache_need_no_weights(tiny_model, tiny_file, tmp_p
 def test_a_missing_file_is_named(tmp_path, offline):
     import torch
 
-    from installation.generation.engine.loading import load_pipeline
     from installation.generation.choice import missing_model_label
+    from installation.generation.engine.loading import load_pipeline
 
     gone = tmp_path / "gone.safetensors"
     ok, why = model_available_locally(str(gone))
@@ -207,8 +212,8 @@ def test_a_cut_short_file_is_not_available(tiny_file, tmp_path):
 def test_missing_configs_offline_name_the_fetch_command(tiny_file, tmp_path, monkeypatch, offline):
     import torch
 
-    from installation.generation.engine.loading import load_pipeline
     from installation.generation.choice import choose_generator
+    from installation.generation.engine.loading import load_pipeline
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     ok, why = model_available_locally(str(tiny_file))  # no checkpoint_config: diffusers' guess, SD 1.5

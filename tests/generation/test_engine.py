@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from installation.core.downloads import FETCH_COMMAND
+from installation.core.messages import GenerationParams, Prompt
 from installation.generation.engine.models import MODEL_LICENCES, model_available_locally
 from installation.generation.engine.tiny_model import ensure_tiny_model
-from installation.core.messages import GenerationParams, Prompt
 from installation.show import GeneratorConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

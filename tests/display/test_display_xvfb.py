@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The presenter, run in its own process with DISPLAY set and SDL_VIDEODRIVER unset, shows
 # four solid quadrants, reports what it opened and waits for the screenshot.

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from installation.generation.engine.tiny_model import ensure_tiny_model
 from installation.core.messages import GenerationParams, Prompt
+from installation.generation.engine.tiny_model import ensure_tiny_model
 from installation.show import GeneratorConfig
 
 SIZE = 64
@@ -406,8 +406,8 @@ def test_feedback_mode_brings_a_still_to_life(base_pipe, camera):
 
 
 def test_camera_frames_of_another_size_are_fitted_on_the_device(base_pipe):
-    from installation.generation.imaging import fit_image
     from installation.generation.engine.stream import fit_on_device
+    from installation.generation.imaging import fit_image
 
     rng = np.random.default_rng(0)
     big = (rng.random((120, 160, 3)) * 255).astype(np.uint8)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from conftest import espeak_wav
-from installation.inputs.wav import load_wav_16k, read_wav
 from installation.core.messages import Utterance
+from installation.inputs.wav import load_wav_16k, read_wav
 from installation.show import SpeechConfig
 from installation.speech.guards import rejection_reason
 from installation.speech.transcribe import (
     FasterWhisperTranscriber,
-    OpenAIWhisperTranscriber,
     ModelMissing,
+    OpenAIWhisperTranscriber,
     TranscriberUnavailable,
     load_transcriber,
     pick_compute_type,
@@ -71,7 +71,7 @@ def test_importing_the_speech_modules_loads_no_model_libraries(project_root):
 
 
 def test_compute_type_choice():
-    # (The device rule is core/devices.py's, shared with the generator: tests/test_devices.py.)
+    # (The device rule is core/devices.py's, shared with the generator: tests/core/test_devices.py.)
     assert pick_compute_type("auto", "cpu") == "int8"
     assert pick_compute_type("auto", "cuda") == "float16"
     assert pick_compute_type("int8_float16", "cuda") == "int8_float16"
