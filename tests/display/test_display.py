@@ -466,7 +466,7 @@ def test_no_display_at_all_falls_back_to_headless(tmp_path):
         "                      after=os.environ.get('SDL_VIDEODRIVER'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+                         timeout=60, cwd=os.path.abspath(os.path.join(__file__, "..", "..", "..")))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["mode"] == "headless" and result["size"] == [320, 180]
