@@ -291,7 +291,8 @@ class App:
         try:
             self._start_show(show)
         except Exception as exc:
-            reason = f"show {show.show.name!r} could not start ({type(exc).__name__}: {exc}); back to {old_show.show.name!r}"
+            reason = (f"show {show.show.name!r} could not start ({type(exc).__name__}: {exc}); "
+                      f"back to {old_show.show.name!r}")
             log.exception("show switch failed")
             self.on_event("error", stage="show", reason=reason)
             if sender is not None:

@@ -29,9 +29,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--record", type=Path, default=None, help="write what is presented to a video file (.mp4 or .avi)")
     p.add_argument("--record-fps", type=float, default=30.0, help="frames per second in the recording (default 30)")
-    p.add_argument("--camera", default=None, help="camera device index, video file or stream URL ('none' for no camera)")
+    p.add_argument("--camera", default=None,
+                   help="camera device index, video file or stream URL ('none' for no camera)")
     p.add_argument("--mic", default=None, help="microphone name or index, or a WAV file ('none' for no speech)")
-    p.add_argument("--model", default=None, help="diffusion model: Hugging Face id, local folder or .safetensors/.ckpt file")
+    p.add_argument("--model", default=None,
+                   help="diffusion model: Hugging Face id, local folder or .safetensors/.ckpt file")
     p.add_argument("--generator", choices=("auto", "diffusers", "preview"), default=None,
                    help="which generator to run (default: the show's)")
     p.add_argument("--log", type=Path, default=None,

@@ -33,7 +33,8 @@ def _show_argument(prog: str, description: str, argv: list[str]):
 
 
 def cmd_devices(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="python run.py devices", description="List cameras, microphones and monitors.").parse_args(argv)
+    argparse.ArgumentParser(prog="python run.py devices",
+                            description="List cameras, microphones and monitors.").parse_args(argv)
     from .display.presenter import list_monitors
     from .inputs.camera import list_cameras
     from .inputs.microphone import list_microphones, quiet_native_stderr
@@ -96,7 +97,8 @@ def cmd_check(argv: list[str]) -> int:
 
 def cmd_tiny_model(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python run.py tiny-model",
-                                description="Write a tiny random-weight diffusers model for tests and weightless demos.")
+                                description="Write a tiny random-weight diffusers model for tests "
+                                            "and weightless demos.")
     p.add_argument("dest", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--single-file", type=Path, default=None, metavar="FILE",

@@ -51,7 +51,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "the imports above failed: carry ./wheels (see this script's header)" >&2; exit 1; }
 
 status=0
-timeout 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_stream_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
+timeout 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/generation/test_stream_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 timeout 300 "$PY" -m installation.bench engine --device cuda --json > "$OUT/bench_engine.json" 2> "$OUT/bench_engine.log"
 [ $? -eq 0 ] || status=1

@@ -135,7 +135,8 @@ def test_osc_quit_stops_everything(tmp_path, no_thread_leak):
 
     def send_quit():
         deadline = time.monotonic() + 20
-        while (app.osc is None or app.presenter is None or app.presenter.first_frame_t is None) and time.monotonic() < deadline:
+        while ((app.osc is None or app.presenter is None or app.presenter.first_frame_t is None)
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         client = SimpleUDPClient("127.0.0.1", app.osc.port)
         client.send_message("/jadong/prompt", "a lighthouse in a storm")

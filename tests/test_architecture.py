@@ -373,8 +373,15 @@ def test_architecture_page_names_every_room_and_only_rooms_that_exist(modules):
     } - {"."}
     unnamed = sorted(packages - named)
     assert not unnamed, f"{ARCH_DOC.name} does not name these subpackages (as `name/`): {unnamed}"
-    missing = sorted(n for n in named if not (PKG / n).is_dir())
-    assert not missing, f"{ARCH_DOC.name} names folders that are not in installation/: {missing}"
+    # `tests/...` names a folder of the test tree; anything else a folder of the package.
+    missing = sorted(n for n in named if not (ROOT / n if n.split("/")[0] == "tests" else PKG / n).is_dir())
+    assert not missing, f"{ARCH_DOC.name} names folders that do not exist: {missing}"
+
+
+def test_the_tests_mirror_the_rooms():
+    rooms = sorted(d.name for d in PKG.iterdir() if (d / "__init__.py").is_file())
+    without = [r for r in rooms if not list((ROOT / "tests" / r).glob("test_*.py"))]
+    assert not without, f"rooms without a tests/<room>/ folder of tests: {without}"
 
 
 # -- packaging ------------------------------------------------------------------------------

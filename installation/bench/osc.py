@@ -215,10 +215,13 @@ def main(argv: list[str]) -> int:
     print(f"flood: {r['flood_rate']:.0f} msg/s for {r['flood_seconds']:.0f} s from another process")
     print(f"{'  messages sent':34}{r['flood_sent']:>14}{r['baseline_flood_sent']:>22}")
     print(f"{'  messages received':34}{r['flood_received']:>14}{r['baseline_flood_received']:>22}")
-    print(f"{'  rate held (msg/s)':34}{r['held_rate']:>14.0f}{r['baseline_flood_received'] / r['flood_seconds']:>22.0f}")
-    print(f"{'  latest value intact':34}{str(r['latest_value_intact']):>14}{str(r['baseline_latest_value_intact']):>22}")
+    print(f"{'  rate held (msg/s)':34}{r['held_rate']:>14.0f}"
+          f"{r['baseline_flood_received'] / r['flood_seconds']:>22.0f}")
+    print(f"{'  latest value intact':34}{str(r['latest_value_intact']):>14}"
+          f"{str(r['baseline_latest_value_intact']):>22}")
     print(f"{'  display fps (target ' + str(int(r['display_fps_target'])) + ') min/mean':34}"
-          f"{str(r['display_fps_during_flood_min']) + ' / ' + str(r['display_fps_during_flood_mean']):>14}{'(no display)':>22}")
+          f"{str(r['display_fps_during_flood_min']) + ' / ' + str(r['display_fps_during_flood_mean']):>14}"
+          f"{'(no display)':>22}")
     return 0
 
 

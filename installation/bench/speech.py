@@ -328,7 +328,8 @@ def main(argv: list[str]) -> int:
           f"   (preview generator, {r['frames_measured']} measured)")
     print(f"transcripts: {r['transcripts']} ({r['transcripts_matched']} matched one-to-one); speculative finals "
           f"used {r['speculative_hits']}, wasted {r['speculative_misses']}; partials {r['partials']}")
-    print(f"real-time factor {r['rtf']} (baseline {r['baseline_rtf']}); memory {r['rss_mb']} MB (peak {r['rss_peak_mb']} MB)")
+    print(f"real-time factor {r['rtf']} (baseline {r['baseline_rtf']}); "
+          f"memory {r['rss_mb']} MB (peak {r['rss_peak_mb']} MB)")
     for t in r["texts"]:
         print(f"  heard: {t}")
     return 0

@@ -65,7 +65,8 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/prompt", "s", "paint these words (until the next speech or cue)", "value"),
     Address("/jadong/prompt/append", "s", "add words to the current prompt", "action"),
     Address("/jadong/prompt/clear", "", "back to the show's initial prompt", "action"),
-    Address("/jadong/prompt/blend", "f", "seconds a new prompt (or seed) takes to blend in", "value", limits=(SECONDS,)),
+    Address("/jadong/prompt/blend", "f", "seconds a new prompt (or seed) takes to blend in", "value",
+            limits=(SECONDS,)),
     Address("/jadong/negative", "s", "negative prompt (\"\" for none)", "value"),
     Address("/jadong/style", "s", "a named style from the show's [styles]; repaints the last words in it", "value"),
     # How it is painted
@@ -92,7 +93,8 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/caption/text", "s", "show this caption now (\"\" clears it)", "value"),
     Address("/jadong/hud", "T", "show the HUD (1) or hide it (0)", "value"),
     # Actions
-    Address("/jadong/capture", "", "save the current frame (PNG + JSON of the words and settings) in captures/", "action"),
+    Address("/jadong/capture", "", "save the current frame (PNG + JSON of the words and settings) in captures/",
+            "action"),
     Address("/jadong/status", "", "send all /jadong/status/... values to the sender now", "action"),
     Address("/jadong/quit", "", "end the show cleanly", "action"),
 )
@@ -144,7 +146,8 @@ def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any
         value = _convert(code, value, where)
         limits = addr.limits[i] if i < len(addr.limits) else None
         if limits is not None and not (limits[0] <= value <= limits[1]):
-            raise OscArgumentError(f"{where}: expected a value from {_fmt(limits[0])} to {_fmt(limits[1])}, got {value!r}")
+            raise OscArgumentError(f"{where}: expected a value from {_fmt(limits[0])} to {_fmt(limits[1])}, "
+                                   f"got {value!r}")
         if addr.choices and code == "s":
             value = value.strip().lower()
             if value not in addr.choices:

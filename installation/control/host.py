@@ -3,7 +3,7 @@
 `ShowControl` changes the show; it does not own the screen, the generator's inputs, the OSC
 socket or the event log. It reaches them through `ShowHost` (the app implements it) and
 `Screen` (the presenter implements it), so the show state can be tested with a small recording
-host and no App, window or socket (tests/test_control.py).
+host and no App, window or socket (tests/control/test_control.py).
 """
 
 from __future__ import annotations

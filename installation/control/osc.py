@@ -197,7 +197,8 @@ class OscServer:
                 raise OscError(f"OSC: {host} is not an address of this machine (osc.host); "
                                "use 127.0.0.1 for this machine only or 0.0.0.0 for the network") from None
             if exc.errno == errno.EACCES:
-                raise OscError(f"OSC: no permission to listen on UDP port {port} (ports below 1024 need root)") from None
+                raise OscError(f"OSC: no permission to listen on UDP port {port} "
+                               "(ports below 1024 need root)") from None
             raise OscError(f"OSC: cannot listen on UDP {host}:{port}: {exc.strerror or exc}") from None
         server.owner = self
         self._server = server
@@ -305,7 +306,11 @@ class OscServer:
                 self._reject(_sender(client), timed.message.address,
                              f"bundle timetag is {delay:.0f} s ahead; at most {MAX_BUNDLE_DELAY_S:.0f} s is accepted")
                 continue
-            self._scheduler.add(timed.time, lambda m=timed.message: self._on_message(client, m.address, *m.params))
+
+            def deliver(m: osc_message.OscMessage = timed.message) -> None:
+                self._on_message(client, m.address, *m.params)
+
+            self._scheduler.add(timed.time, deliver)
 
     def _allowed(self, host: str) -> bool:
         try:

@@ -86,7 +86,8 @@ class ShowControl:
         self.host = host
         self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
         self.state.listening = show.speech.listen != "gated"
-        self._setters: dict[str, Callable[[Control], None]] = {
+        # A setter's return value (capture's Path, for one) is ignored.
+        self._setters: dict[str, Callable[[Control], object]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
             "/jadong/prompt/append": lambda c: self.append_words(c.args[0]),
             "/jadong/prompt/clear": lambda c: self.clear_prompt(),
@@ -137,7 +138,7 @@ class ShowControl:
 
     # --- dispatch ---------------------------------------------------------------------
     @property
-    def setters(self) -> dict[str, Callable[[Control], None]]:
+    def setters(self) -> dict[str, Callable[[Control], object]]:
         return self._setters
 
     @property

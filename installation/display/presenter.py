@@ -295,7 +295,8 @@ class Presenter:
         driver = pygame.display.get_driver()
         if driver in NO_WINDOW_DRIVERS:
             hint = ""
-            if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                         or os.environ.get("WAYLAND_DISPLAY")):
                 hint = "no DISPLAY or WAYLAND_DISPLAY is set; "
             return f"{hint}SDL found no screen (video driver '{driver}')"
         monitors = pygame.display.get_num_displays()

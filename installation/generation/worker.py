@@ -176,7 +176,8 @@ class GeneratorWorker(Worker):
         self.fallback.label = f"Preview: {self.primary.model} keeps failing — {type(exc).__name__}: {exc}"[:160]
         self._active = self.fallback
         emit(self._on_event, "generator", name=self.fallback.name, model="", state="degraded",
-                    reason=f"{self.primary.name} failed {self.degrade_after} times in a row: {type(exc).__name__}: {exc}",
+                    reason=f"{self.primary.name} failed {self.degrade_after} times in a row: "
+                           f"{type(exc).__name__}: {exc}",
                     retry_s=self.retry_primary_s, label=self.fallback.label)
 
     def step(self) -> None:
@@ -210,7 +211,8 @@ class GeneratorWorker(Worker):
         if gen is self.primary:
             if self._failures or self._degraded_until:
                 if self._degraded_until:
-                    emit(self._on_event, "generator", name=gen.name, model=gen.model, state="recovered", reason="generate() works again")
+                    emit(self._on_event, "generator", name=gen.name, model=gen.model, state="recovered",
+                         reason="generate() works again")
                 self._failures = 0
                 self._degraded_until = 0.0
         self._last_inputs = inputs

@@ -489,7 +489,8 @@ class CameraWorker(Worker):
             self.losses += 1
             self._lost_reason = reason
             self.report(exc)
-            emit(self._on_event, "camera", source=self.source.description, state="lost", reason=reason, retry_s=self.retry_s)
+            emit(self._on_event, "camera", source=self.source.description, state="lost", reason=reason,
+                 retry_s=self.retry_s)
         else:
             log.debug("camera still lost: %s", reason)
 

@@ -76,7 +76,8 @@ def _import_sounddevice() -> Any:
             "[microphone] source to a WAV file or \"none\""
         ) from None
     except ImportError as exc:
-        raise AudioUnavailable(f"the Python package sounddevice is missing ({exc}); `pip install sounddevice`") from None
+        raise AudioUnavailable(f"the Python package sounddevice is missing ({exc}); "
+                               "`pip install sounddevice`") from None
     return sounddevice
 
 

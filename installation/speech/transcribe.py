@@ -66,7 +66,8 @@ def resolve_whisper_model(name: str) -> str:
     unchanged, for faster-whisper to find in the Hugging Face cache."""
     name = name.strip()
     if not name:
-        raise TranscriberUnavailable("speech.model is empty: expected a Whisper size (\"tiny.en\"), an HF id or a folder")
+        raise TranscriberUnavailable("speech.model is empty: expected a Whisper size (\"tiny.en\"), "
+                                     "an HF id or a folder")
     # Show paths are relative to the project root; the current directory is the fallback.
     for candidate in (resolve_path(name), Path(name).expanduser()):
         if candidate.is_dir():
@@ -224,7 +225,8 @@ class FasterWhisperTranscriber(_WhisperEngine):
         try:
             from faster_whisper import WhisperModel  # noqa: PLC0415 - slow import, speech thread only
         except ImportError as exc:
-            raise TranscriberUnavailable(f"faster-whisper is not installed ({exc}); `pip install faster-whisper`") from None
+            raise TranscriberUnavailable(f"faster-whisper is not installed ({exc}); "
+                                         "`pip install faster-whisper`") from None
         t0 = time.monotonic()
         device = choose_device(self.cfg.device, _cuda_devices(), "speech.device", "CTranslate2")
         try:
@@ -233,7 +235,8 @@ class FasterWhisperTranscriber(_WhisperEngine):
             raise
         except Exception as exc:
             if device != "cuda" or self.cfg.device != "auto":
-                raise TranscriberUnavailable(f"Whisper model {self.cfg.model!r} failed to load on {device}: {exc}") from exc
+                raise TranscriberUnavailable(f"Whisper model {self.cfg.model!r} failed to load on {device}: "
+                                             f"{exc}") from exc
             # "auto" picked CUDA but its libraries (cuBLAS, cuDNN) are unusable: CPU still works.
             log.warning("Whisper on CUDA failed (%s); using the CPU", exc)
             device = "cpu"
@@ -399,7 +402,8 @@ class OpenAIWhisperTranscriber(_WhisperEngine):
         try:
             self._model = whisper.load_model(checkpoint, device=device, download_root=str(whisper_cache_dir()))
         except Exception as exc:
-            raise TranscriberUnavailable(f"openai-whisper model {self.cfg.model!r} failed to load on {device}: {exc}") from exc
+            raise TranscriberUnavailable(f"openai-whisper model {self.cfg.model!r} failed to load on {device}: "
+                                         f"{exc}") from exc
         self._whisper = whisper
         self.device = device
         self.load_s = time.monotonic() - t0
@@ -472,7 +476,8 @@ def load_transcriber(cfg: SpeechConfig) -> Transcriber:
     speech thread). Raises TranscriberUnavailable for an engine that cannot run here."""
     if cfg.engine == "faster-whisper":
         if importlib.util.find_spec("faster_whisper") is None:
-            raise TranscriberUnavailable("speech.engine = 'faster-whisper' but the package is not installed; `pip install faster-whisper`")
+            raise TranscriberUnavailable(
+                "speech.engine = 'faster-whisper' but the package is not installed; `pip install faster-whisper`")
         return FasterWhisperTranscriber(cfg)
     if cfg.engine == "openai-whisper":
         if importlib.util.find_spec("whisper") is None:
@@ -480,4 +485,5 @@ def load_transcriber(cfg: SpeechConfig) -> Transcriber:
                 "speech.engine = 'openai-whisper' but the package is not installed; `pip install openai-whisper` "
                 "(or use engine = \"faster-whisper\": same Whisper models, faster on CPU)")
         return OpenAIWhisperTranscriber(cfg)
-    raise TranscriberUnavailable(f"speech.engine = {cfg.engine!r}: unknown engine; expected 'faster-whisper' or 'openai-whisper'")
+    raise TranscriberUnavailable(f"speech.engine = {cfg.engine!r}: unknown engine; "
+                                 "expected 'faster-whisper' or 'openai-whisper'")

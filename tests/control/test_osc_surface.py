@@ -112,7 +112,8 @@ def start_app(tmp_path: Path, changes: dict | None = None) -> tuple[App, threadi
     data = json.loads(json.dumps(SHOW))
     for section, values in (changes or {}).items():
         data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
-    return start_show_thread(parse_show(data, tmp_path / "surface.toml"), RunOptions(log_path=tmp_path / "events.jsonl"))
+    return start_show_thread(parse_show(data, tmp_path / "surface.toml"),
+                             RunOptions(log_path=tmp_path / "events.jsonl"))
 
 
 @pytest.fixture

@@ -494,7 +494,7 @@ def test_frame_pacer_sleeps_at_most_one_period():
 def test_recorder_writes_a_readable_file(tmp_path, no_thread_leak, suffix):
     path = tmp_path / f"out{suffix}"
     rec = VideoRecorder(path, 30.0, (160, 96))
-    for i in range(12):
+    for _ in range(12):
         rec.write(solid((200, 40, 10), 160, 96))
     rec.write(solid((200, 40, 10), 320, 192))  # another size is scaled to the file's
     rec.close()

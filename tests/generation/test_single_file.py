@@ -154,7 +154,8 @@ def test_a_frame_from_the_file_equals_one_from_the_folder(tiny_model, tiny_file,
     common = dict(width=64, height=64, similarity_filter=0.0, autoencoder="full")
     params, prompt = GenerationParams(seed=3), Prompt("a quiet garden at dawn")
     for cls, engine in ((StreamGenerator, "stream"), (DiffusersGenerator, "pipeline")):
-        from_file = cls(GeneratorConfig(model=str(tiny_file), checkpoint_config=str(tiny_model), engine=engine, **common))
+        from_file = cls(GeneratorConfig(model=str(tiny_file), checkpoint_config=str(tiny_model), engine=engine,
+                                        **common))
         from_folder = cls(GeneratorConfig(model=str(tiny_model), engine=engine, **common))
         from_file.load()
         from_folder.load()

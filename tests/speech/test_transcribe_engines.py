@@ -81,7 +81,8 @@ def test_openai_whisper_missing_models_are_clear_errors(tmp_path, monkeypatch):
 
 
 def test_fetch_leaves_local_and_bundled_models_alone(tiny_checkpoint):
-    assert fetch_whisper_model(SpeechConfig(engine="openai-whisper", model=str(tiny_checkpoint))) == str(tiny_checkpoint)
+    assert (fetch_whisper_model(SpeechConfig(engine="openai-whisper", model=str(tiny_checkpoint)))
+            == str(tiny_checkpoint))
     assert fetch_whisper_model(SpeechConfig(model="tiny.en")).endswith("model")  # the bundled folder
 
 

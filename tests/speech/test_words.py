@@ -48,7 +48,8 @@ def test_a_final_transcript_becomes_words_to_paint():
 def test_caption_in_the_visitors_language_prompt_in_english():
     heard = WordsPipeline(None).take(
         Transcript(text="눈 속의 빨간 여우", language="ko", english="A red fox in the snow.", final=True), "")
-    assert heard == HeardWords(caption="눈 속의 빨간 여우", words="A red fox in the snow", transcript="눈 속의 빨간 여우")
+    assert heard == HeardWords(caption="눈 속의 빨간 여우", words="A red fox in the snow",
+                               transcript="눈 속의 빨간 여우")
 
 
 def test_moderation_replaces_listed_words_in_caption_and_prompt():
@@ -66,7 +67,8 @@ def test_moderation_drop_shows_nothing_and_restores_the_caption():
     words = WordsPipeline(Moderator(ModerationConfig(action="drop")), events)
     assert words.take(Transcript(text="개새끼", final=False), "before") == HeardWords()  # not even a partial
     assert words.take(Transcript(text="a red", final=False), "before") == HeardWords(caption="a red")
-    heard = words.take(Transcript(text="개새끼가 보여요", language="ko", english="I see a bastard", final=True), "a red")
+    heard = words.take(Transcript(text="개새끼가 보여요", language="ko", english="I see a bastard", final=True),
+                       "a red")
     assert heard == HeardWords(caption="before")
     assert events.names() == ["partial", "moderated"]
     assert [f["words"] for e, f in events if e == "moderated"] == [["개새끼가", "bastard"]]

@@ -80,12 +80,14 @@ def sd_turbo_components(device: str, dtype: torch.dtype, seed: int = 0) -> Compo
         unet = UNet2DConditionModel(**SD_TURBO_UNET)
         vae = AutoencoderTiny()
         text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, bos_token_id=tok.bos_token_id,
-                                            eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id, **SD_TURBO_TEXT))
+                                            eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+                                            **SD_TURBO_TEXT))
     for m in (unet, vae, text):
         m.to(dtype).eval().requires_grad_(False)
     n = sum(p.numel() for p in unet.parameters()) // 1_000_000
     return Components(unet, vae, text, tok, euler_trailing(),
-                      f"SD-Turbo architecture (SD 2.1 UNet {n}M params, OpenCLIP-H text encoder, TAESD), random weights")
+                      f"SD-Turbo architecture (SD 2.1 UNet {n}M params, OpenCLIP-H text encoder, TAESD), "
+                      "random weights")
 
 
 def tiny_components(folder: Any, seed: int = 0) -> Components:
@@ -108,13 +110,14 @@ def tiny_sdxl_pipeline(base: Any, seed: int = 0) -> Any:
     te = base.text_encoder.config
     text_config = dict(bos_token_id=te.bos_token_id, eos_token_id=te.eos_token_id, pad_token_id=te.pad_token_id,
                        hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4,
-                       num_hidden_layers=2, vocab_size=te.vocab_size, max_position_embeddings=te.max_position_embeddings,
-                       hidden_act="gelu", projection_dim=32)
+                       num_hidden_layers=2, vocab_size=te.vocab_size,
+                       max_position_embeddings=te.max_position_embeddings, hidden_act="gelu", projection_dim=32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
             attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
             addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
             projection_class_embeddings_input_dim=6 * 8 + 32,  # time ids (6 × 8) + the pooled text embedding

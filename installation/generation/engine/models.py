@@ -199,7 +199,8 @@ def model_available_locally(model: str, cache_dir: Path | None = None, checkpoin
         )
     problem = _check_folder(snapshot)
     if problem:
-        return False, f"{loc.hf_id} is only partly in the Hugging Face cache: {problem}; fetch it again with: {FETCH_COMMAND}"
+        return False, (f"{loc.hf_id} is only partly in the Hugging Face cache: {problem}; "
+                       f"fetch it again with: {FETCH_COMMAND}")
     return True, f"{loc.hf_id} found locally in the Hugging Face cache ({_tilde(cache)})"
 
 

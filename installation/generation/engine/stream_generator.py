@@ -113,7 +113,8 @@ class StreamGenerator:
             engine.set_still(_read_still(cfg.still_image))
             self._still_loaded = True
         steps = sorted({cfg.steps, *cfg.prepare_steps})
-        modes = [cfg.mode == "txt2img"] if cfg.mode != "img2img" else [False, True]  # img2img falls back to txt2img without a camera
+        # img2img falls back to txt2img without a camera
+        modes = [cfg.mode == "txt2img"] if cfg.mode != "img2img" else [False, True]
         engine.prepare(steps, modes, cfg.guidance_scale, progress=self._progress)
         self.engine = engine
         self.device = device
