@@ -155,17 +155,17 @@ def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> d
         time.sleep(0.05)
     time.sleep(0.5)  # the VAD model loads right after
     mic.start()
-    while source._samples is None:
+    while source.started_at is None:
         time.sleep(0.01)
     length = spoken[-1].end_s + GAP_S
     finals: list[Transcript] = []
     end = time.monotonic() + length + 3.0
     while time.monotonic() < end:
         got = out.get(timeout=0.2)
-        if got is not None and got.final:
+        if isinstance(got, Transcript) and got.final:
             finals.append(got)
     stop_all([mic, speech], timeout=10.0)
-    t0 = source._t0
+    t0 = source.started_at
     offsets = [f.utterance_end_t - t0 for f in finals]
     matched = _match(spoken, offsets)
     lat = [(finals[k].t - (t0 + spoken[i].end_s)) * 1000 for i, k in matched.items()]
@@ -190,7 +190,7 @@ def run_baseline(wav: Path, spoken: list[Spoken], transcriber, window_s: float =
     from installation.inputs.wav import load_wav_16k
 
     x = load_wav_16k(wav)
-    model = transcriber._model
+    model = transcriber.whisper_model
     n = int(window_s * SR)
     busy_until = 0.0
     done_at: list[float] = []
@@ -219,6 +219,7 @@ def run_frames(wav: Path, spoken: list[Spoken], model: str, folder: Path) -> dic
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from installation.app import App, RunOptions
     from installation.inputs.microphone import MicWorker
+    from installation.inputs.wav import WavFileSource
     from installation.show import parse_show
 
     length = spoken[-1].end_s + GAP_S
@@ -239,8 +240,8 @@ def run_frames(wav: Path, spoken: list[Spoken], model: str, folder: Path) -> dic
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and t0 is None:
         mic = next((w for w in app.workers if isinstance(w, MicWorker)), None)
-        if mic is not None and getattr(mic.source, "_samples", None) is not None:
-            t0 = mic.source._t0
+        if mic is not None and isinstance(mic.source, WavFileSource):
+            t0 = mic.source.started_at
         time.sleep(0.01)
     if t0 is None:
         app.stop_event.set()

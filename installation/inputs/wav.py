@@ -226,6 +226,12 @@ class WavFileSource:
         return 0.0 if self._samples is None else len(self._samples) / self.sample_rate
 
     @property
+    def started_at(self) -> float | None:
+        """When the first sample counts as captured (time.monotonic()), or None before open():
+        sample i of the file is due at `started_at + i / sample_rate`."""
+        return None if self._samples is None else self._t0
+
+    @property
     def finished(self) -> bool:
         """True once a non-looping file has played to its end (only silence follows)."""
         return (

@@ -219,6 +219,12 @@ class FasterWhisperTranscriber(_WhisperEngine):
         self.model_path = resolve_whisper_model(cfg.model)
         self.compute_type = ""
 
+    @property
+    def whisper_model(self) -> Any:
+        """The loaded faster_whisper.WhisperModel (None before load()), for callers that drive
+        it directly, such as the speech benchmark's baseline."""
+        return self._model
+
     def load(self) -> None:
         if self._model is not None:
             return

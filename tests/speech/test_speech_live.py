@@ -80,8 +80,8 @@ def test_partials_while_speaking_and_the_final_from_the_pause(no_thread_leak):
     decoder = Decoder([Decoded(text="a red"), Decoded(text="a red fox in"),
                        Decoded(text="a red fox in the snow", no_speech_prob=0.01, avg_logprob=-0.3)])
     worker, out, events = live(np.concatenate([quiet(0.5), tone(2.5), quiet(1.0)]), decoder)
-    partials = [t for t in out if not t.final]
-    finals = [t for t in out if t.final]
+    partials = [t for t in out if isinstance(t, Transcript) and not t.final]
+    finals = [t for t in out if isinstance(t, Transcript) and t.final]
     # One partial per second of speech, then the speculative decode at the pause (also shown).
     assert [t.text for t in partials] == ["a red", "a red fox in", "a red fox in the snow"]
     assert [t.text for t in finals] == ["a red fox in the snow"]

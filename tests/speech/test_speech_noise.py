@@ -113,7 +113,7 @@ def test_an_empty_room_never_speaks(tiny_en, vad):
     signal = np.concatenate([np.concatenate([x, gap]) for _, x in parts])
     assert len(signal) / SR > 180  # minutes, not seconds
     got, events = run_path(cfg, signal, tiny_en)
-    assert got == [], [(t.text, t.final) for t in got]
+    assert got == [], got
     names = [n for n, _ in events]
     assert "heard" not in names
     if vad == "energy":

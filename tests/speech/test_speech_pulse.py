@@ -155,7 +155,7 @@ def test_spoken_into_the_sink_comes_out_as_words(pulse, tiny_en, tmp_path):
         deadline = time.monotonic() + 15.0
         while transcript is None and time.monotonic() < deadline:
             got = out.get(timeout=0.5)
-            if got is not None and got.final:  # partials come first from a live microphone
+            if isinstance(got, Transcript) and got.final:  # partials come first from a live microphone
                 transcript = got
     finally:
         hung = stop_all([mic, speech], timeout=5.0)

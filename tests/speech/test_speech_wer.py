@@ -82,10 +82,10 @@ def test_each_sentence_is_one_transcript_under_a_wer_bound(tiny_en, tmp_path):
     finals: list[Transcript] = []
     while len(finals) < len(SENTENCES) and time.monotonic() < deadline:
         got = out.get(timeout=0.5)
-        if got is not None and got.final:
+        if isinstance(got, Transcript) and got.final:
             finals.append(got)
     time.sleep(0.5)  # anything more (a split second half) would come now
-    finals += [t for t in out.drain() if t.final]
+    finals += [t for t in out.drain() if isinstance(t, Transcript) and t.final]
     assert stop_all([worker], timeout=10.0) == []
     heard = [t.text for t in finals]
     assert len(finals) == len(SENTENCES), (heard, [f for n, f in events if n == "rejected"])
