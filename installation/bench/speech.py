@@ -155,8 +155,9 @@ def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> d
         time.sleep(0.05)
     time.sleep(0.5)  # the VAD model loads right after
     mic.start()
-    while source.started_at is None:
+    while (started := source.started_at) is None:
         time.sleep(0.01)
+    t0 = started  # kept: the source forgets it once closed
     length = spoken[-1].end_s + GAP_S
     finals: list[Transcript] = []
     end = time.monotonic() + length + 3.0
@@ -165,7 +166,6 @@ def run_jadong(wav: Path, spoken: list[Spoken], model: str, partials: bool) -> d
         if isinstance(got, Transcript) and got.final:
             finals.append(got)
     stop_all([mic, speech], timeout=10.0)
-    t0 = source.started_at
     offsets = [f.utterance_end_t - t0 for f in finals]
     matched = _match(spoken, offsets)
     lat = [(finals[k].t - (t0 + spoken[i].end_s)) * 1000 for i, k in matched.items()]

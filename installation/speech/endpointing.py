@@ -30,6 +30,11 @@ class FrameGate(Protocol):
     """Decides whether one frame is speech. `in_speech` tells it whether an utterance is
     open, so a gate can hold on more easily than it starts (hysteresis)."""
 
+    def load(self) -> None:
+        """Load what the gate needs (a model) before the first frame; called on the speech
+        thread, so the show starts at once."""
+        ...
+
     def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool: ...
 
     def reset(self) -> None: ...
@@ -43,6 +48,9 @@ class EnergyGate:
     threshold_db: float
     hysteresis_db: float = 6.0
     last_db: float = -120.0
+
+    def load(self) -> None:
+        pass  # loudness needs no model
 
     def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool:
         self.last_db = rms_dbfs(frame)

@@ -124,9 +124,7 @@ class SpeechWorker(Worker):
         t0 = time.monotonic()
         self.transcriber.load()
         for gate in self.endpointer.gates:  # the VAD model too, before the first word
-            load = getattr(gate, "load", None)
-            if load is not None:
-                load()
+            gate.load()
         emit(self._on_event, "speech_ready", transcriber=self.transcriber.name,
                     load_s=round(time.monotonic() - t0, 3))
 

@@ -126,6 +126,9 @@ class HighPitchOnly:
     def __init__(self) -> None:
         self.frames = 0
 
+    def load(self) -> None:
+        pass
+
     def is_speech(self, frame: np.ndarray, in_speech: bool) -> bool:
         self.frames += 1
         crossings = np.count_nonzero(np.diff(np.signbit(frame)))
