@@ -167,7 +167,7 @@ class ShowControl:
 
     def refuse(self, control: Control, reason: str) -> None:
         self.state.last_error = f"{control.address}: {reason}"
-        # Through the app's flood limiter: a controller hammering a refused address must not
+        # Through the host's event hook, which rate-limits: a controller hammering a refused address must not
         # write a log line per message.
         self.host.on_event("error", source="control", stage="control", address=control.address, reason=reason)
         if control.sender is not None:
