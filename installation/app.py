@@ -133,8 +133,7 @@ class App:
 
         try:
             # Built before the microphone: words that cannot be checked must not be painted.
-            moderator = Moderator(self.show.moderation)
-            self.words.moderator = moderator
+            self.words.moderator = Moderator(self.show.moderation)
         except ModerationError as exc:
             self.events.write("error", stage="moderation", reason=str(exc))
             log.warning("no speech this run: %s", exc)

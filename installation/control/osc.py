@@ -132,7 +132,6 @@ class _UDPServer(socketserver.UDPServer):
     guards each one, so a bug in handling one message costs that message, never the server."""
 
     max_packet_size = 65507  # the UDP maximum; socketserver's 8 KiB would cut long bundles
-    allow_reuse_address = False
     owner: OscServer
 
     def server_bind(self) -> None:
