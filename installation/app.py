@@ -33,6 +33,7 @@ from .core.messages import (
     Prompt,
     Transcript,
 )
+from .core.native_stderr import quiet_native_stderr
 from .core.supervisor import Supervisor
 from .core.worker import Worker, stop_all
 from .generation.choice import params_from_config
@@ -195,7 +196,10 @@ class App:
         self.presenter = Presenter(self.show.display, record_path=self.options.record,
                                    title=self.show.show.title or self.show.show.name,
                                    record_fps=min(self.options.record_fps, self.show.display.fps))
-        self.presenter.open()
+        # SDL prints "XDG_RUNTIME_DIR is invalid" on a machine without a desktop session: it
+        # would read like Jadong's own error. SDL's real failures are raised, not printed.
+        with quiet_native_stderr():
+            self.presenter.open()
         self.presenter.set_idle(self._serve_controls_until)
         if self.options.record is not None and self.presenter.recording_error:
             self.events.write("error", stage="recording", reason=self.presenter.recording_error)
@@ -203,13 +207,17 @@ class App:
         if self.presenter.mode != self.show.display.mode:
             reason = self.presenter.mode_note or "no display available; running headless"
             self.events.write("display", mode=self.presenter.mode, asked=self.show.display.mode, reason=reason)
-            log.warning("%s%s", reason, "" if self.options.record else
-                        " (add --record show.mp4 to watch the show afterwards)")
+        if self.presenter.mode == "headless" and self.options.record is None:
+            until = (f"stops after {self.options.seconds:g} s" if self.options.seconds is not None
+                     else "runs until Ctrl-C or /jadong/quit")
+            log.warning("no window: this run shows nothing and %s; add --record show.mp4 to watch it "
+                        "afterwards, --seconds N to stop it, or run it where a screen is (DISPLAY=:0)", until)
 
     @staticmethod
     def stage_of(worker: Worker) -> str:
         name = worker.name.split(":")[0].split("-")[0].split(" ")[0]
-        return {"mic": "speech", "speech": "speech", "camera": "camera"}.get(name, name)
+        # The microphone is rebuilt with the speech stage that reads it.
+        return {"microphone": "speech", "speech": "speech", "camera": "camera"}.get(name, name)
 
     def restart_stage(self, stage: str) -> None:
         """Build a stage afresh (the supervisor's remedy for a died or stalled worker). The
@@ -358,7 +366,8 @@ class App:
         lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in self.drop_counts().items()))
         gw = self.generator_worker
         if gw is not None:
-            lines.append(f"generator {gw.active_name}  model {gw.active_model or '-'}")
+            model = f"model {gw.active_model}" if gw.active_model else "no model (preview)"
+            lines.append(f"generator {gw.active_name}  {model}")
         cue = self.control.cue_name()
         if cue:
             lines.append(f"cue {self.state.cue_index + 1}: {cue}")

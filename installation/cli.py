@@ -4,15 +4,39 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .show import PROJECT_ROOT, Show, ShowError, load_show
 
 log = logging.getLogger("jadong")
 
 COMMANDS = ("devices", "check", "tiny-model", "fetch-models")
+
+
+def _seconds(text: str) -> float:
+    """A duration on the command line: a finite number above 0 (argparse names the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """Frames per second on the command line: a finite number above 0 and at most 240."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= 240:
+        raise argparse.ArgumentTypeError(f"expected frames per second above 0 and at most 240, got {text!r}")
+    return value
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -26,9 +50,9 @@ def _run_parser() -> argparse.ArgumentParser:
     mode.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
     mode.add_argument("--headless", action="store_true", help="no window (with --record, a video of the show)")
     mode.add_argument("--fullscreen", action="store_true", help="fullscreen (the show's monitor)")
-    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--seconds", type=_seconds, default=None, help="stop after N seconds (a number above 0)")
     p.add_argument("--record", type=Path, default=None, help="write what is presented to a video file (.mp4 or .avi)")
-    p.add_argument("--record-fps", type=float, default=30.0, help="frames per second in the recording (default 30)")
+    p.add_argument("--record-fps", type=_rate, default=30.0, help="frames per second in the recording (default 30)")
     p.add_argument("--camera", default=None,
                    help="camera device index, video file or stream URL ('none' for no camera)")
     p.add_argument("--mic", default=None, help="microphone name or index, or a WAV file ('none' for no speech)")
@@ -37,7 +61,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", choices=("auto", "diffusers", "preview"), default=None,
                    help="which generator to run (default: the show's)")
     p.add_argument("--log", type=Path, default=None,
-                   help="event log (JSON lines); default logs/events-{day}.jsonl, a new file each day")
+                   help="event log (JSON lines); default logs/events-DAY.jsonl, a new file each day")
     p.add_argument("--osc-port", type=int, default=None, help="OSC UDP port (0: any free port)")
     p.add_argument("--monitor", type=int, default=None, help="monitor index for fullscreen")
     p.add_argument("--hud", action="store_true", help="show the HUD (fps per stage, drops, generator)")
@@ -47,6 +71,21 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def _device_value(text: str) -> int | str:
     return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+class OptionError(ValueError):
+    """A command-line value the show cannot take; the message names the option."""
+
+
+def _set(section: Any, field: str, value: Any, option: str) -> None:
+    """One override, validated like the show file's own value, its error naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        setattr(section, field, value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise OptionError(f"{option} {value}: {reason[0].lower() + reason[1:]}") from None
 
 
 def apply_overrides(show: Show, args: argparse.Namespace) -> Show:
@@ -59,19 +98,19 @@ def apply_overrides(show: Show, args: argparse.Namespace) -> Show:
     elif args.fullscreen:
         show.display.mode = "fullscreen"
     if args.camera is not None:
-        show.camera.source = _device_value(args.camera)
+        _set(show.camera, "source", _device_value(args.camera), "--camera")
     if args.mic is not None:
-        show.microphone.source = _device_value(args.mic)
+        _set(show.microphone, "source", _device_value(args.mic), "--mic")
     if args.model is not None:
-        show.generator.model = args.model
+        _set(show.generator, "model", args.model, "--model")
         if args.generator is None and show.generator.kind == "preview":
             show.generator.kind = "auto"
     if args.generator is not None:
         show.generator.kind = args.generator
     if args.osc_port is not None:
-        show.osc.port = args.osc_port
+        _set(show.osc, "port", args.osc_port, "--osc-port")
     if args.monitor is not None:
-        show.display.monitor = args.monitor
+        _set(show.display, "monitor", args.monitor, "--monitor")
     if args.hud:
         show.display.hud = True
     return show
@@ -80,6 +119,7 @@ def apply_overrides(show: Show, args: argparse.Namespace) -> Show:
 def default_log_path() -> Path:
     # "{day}" makes the event log start a new file each day (see events.EventLog).
     return PROJECT_ROOT / "logs" / "events-{day}.jsonl"
+
 
 
 def setup_logging(verbose: bool) -> None:
@@ -95,26 +135,19 @@ def setup_logging(verbose: bool) -> None:
 def run_show(argv: list[str], started_mono: float | None) -> int:
     args = _run_parser().parse_args(argv)
     setup_logging(args.verbose)
-    from pydantic import ValidationError
-
     try:
         show = apply_overrides(load_show(args.show), args)
-    except ShowError as exc:
+    except (ShowError, OptionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        print(f"error: a command-line value is out of range: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     from .app import App, RunOptions
 
     log_path = args.log or default_log_path()
-    if args.record_fps <= 0:
-        print("error: --record-fps must be above 0", file=sys.stderr)
-        return 2
     options = RunOptions(seconds=args.seconds, record=args.record, record_fps=args.record_fps,
                          log_path=log_path, started_mono=started_mono)
-    log.info("show %s (%s); event log %s", show.show.name, show.path, log_path)
-    return App(show, options).run()
+    app = App(show, options)
+    log.info("show %s (%s); event log %s", show.show.name, show.path, app.events.path)
+    return app.run()
 
 
 def main(argv: list[str] | None = None, started_mono: float | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .control.addresses import address_table_markdown
+from .core.events import stages_table_markdown
 from .show import PROJECT_ROOT, Show
 
 README = PROJECT_ROOT / "README.md"
@@ -98,6 +99,7 @@ def show_reference() -> str:
 SECTIONS: dict[str, Callable[[], str]] = {
     "show-reference": show_reference,
     "osc-addresses": address_table_markdown,
+    "event-stages": stages_table_markdown,
 }
 
 

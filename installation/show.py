@@ -18,6 +18,12 @@ SHOWS_DIR = PROJECT_ROOT / "shows"
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEFAULT_SHOW = SHOWS_DIR / "default.toml"
 
+# Bounds on every string that enters the show, from a show file or over OSC. A diffusion text
+# encoder reads 77 tokens (a few hundred characters), so a longer prompt paints nothing more;
+# the bounds keep status replies inside one UDP datagram and the event log a sane size.
+MAX_PROMPT_CHARS = 1000  # prompts, negative prompts, templates, captions
+MAX_NAME_CHARS = 100  # cue, style and show names
+
 
 class ShowError(ValueError):
     """A show file that cannot be used; the message names file, field and reason."""

@@ -173,3 +173,13 @@ def test_sigterm_shuts_down_cleanly(tmp_path):
     records = read_events(events)
     assert any(r["event"] == "signal" and r["signal"] == "SIGTERM" for r in records)
     assert records[-1]["event"] == "stop" and records[-1]["hung"] == []
+
+
+def test_the_hud_says_the_preview_has_no_model(tmp_path):
+    """Issue #15: the HUD said "model -" for the preview generator."""
+    app = _app(tmp_path)
+    app.show.generator.kind = "preview"
+    app._build_generator()
+    line = next(x for x in app.hud_lines() if x.startswith("generator ") and "/s" not in x)
+    assert line.endswith("no model (preview)") and "model -" not in line
+    app.events.close()

@@ -24,6 +24,36 @@ EventHook = Callable[..., None]
 called from the stage's own thread; the app's `on_event` writes it to the event log."""
 
 
+# Every `stage` an `error` (or `restart`) event may name, with what it covers and what staff
+# do about it. The README's troubleshooting table is generated from this, and a test checks
+# that the code names no stage that is missing here.
+STAGES: dict[str, str] = {
+    "camera": "The camera or video input was lost, could not open or ended. The last good frame stays on screen "
+              "and Jadong retries every `camera.retry_s`; check the cable, the device index "
+              "(`python run.py devices`) or the file.",
+    "microphone": "The microphone or its WAV stand-in: no PortAudio, no such device, a device unplugged, a WAV "
+                  "that cannot be read. `python run.py devices` lists inputs; set `[microphone] source`.",
+    "speech": "Transcription: the Whisper model or engine could not load, or a decode failed (the speech "
+              "stage is rebuilt). `python run.py check` says whether the model is on disk.",
+    "moderation": "The word list could not be loaded, so nothing heard is painted until it is fixed: "
+                  "check `[moderation] blocklist`.",
+    "generator": "The diffusion generator failed to load or to paint (a GPU error, out of memory); the preview "
+                 "generator keeps the screen moving. `python run.py check` reports model and GPU.",
+    "recording": "`--record` could not write (a bad path, the disk filling up); the show goes on unrecorded.",
+    "osc": "OSC: the port is taken, a message was malformed or refused (the sender also gets "
+           "`/jadong/error`), or a status target does not resolve.",
+    "control": "A valid OSC message the show could not apply: an unknown cue or style, a show file that "
+               "cannot load. The sender gets `/jadong/error` with the reason.",
+    "show": "Switching shows (`/jadong/show`) failed; the previous show was started again.",
+}
+
+
+def stages_table_markdown() -> str:
+    lines = ["| stage | what went wrong, and what to do |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in STAGES.items()]
+    return "\n".join(lines) + "\n"
+
+
 def emit(hook: EventHook | None, event: str, **fields: Any) -> None:
     """Report an event through `hook`, never raising: the log failing must not stop a camera,
     the speech thread or the generator."""

@@ -7,13 +7,8 @@ worker backoff.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +16,7 @@ import numpy as np
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import AudioSource, DeviceLost
 from installation.core.messages import AudioChunk
+from installation.core.native_stderr import quiet_native_stderr
 from installation.core.worker import ErrorHandler, Worker
 from installation.show import MicrophoneConfig, resolve_path
 
@@ -30,38 +26,6 @@ log = logging.getLogger(__name__)
 
 
 # --- live devices ------------------------------------------------------------------------
-
-
-_STDERR_LOCK = threading.RLock()  # re-entrant: device listing nests inside a caller's quiet block
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silences what C libraries write straight to file descriptor 2 while PortAudio starts
-    or lists devices: ALSA and its pulse plugin print "XDG_RUNTIME_DIR is invalid or not set"
-    and "Unknown PCM" lines on every machine without a sound server, which would bury the
-    messages that matter. Python's own errors are untouched: they are raised, not printed,
-    and reach the caller after the descriptor is restored."""
-    with _STDERR_LOCK:
-        try:
-            sys.stderr.flush()
-        except Exception:
-            pass
-        try:
-            saved = os.dup(2)
-        except OSError:  # no descriptor 2 at all (a daemon): nothing to silence
-            yield
-            return
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, 2)
-            finally:
-                os.close(devnull)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _import_sounddevice() -> Any:
@@ -345,7 +309,7 @@ class MicWorker(Worker):
         source: AudioSource,
         out: DropOldestQueue[AudioChunk],
         on_error: ErrorHandler | None = None,
-        name: str = "mic",
+        name: str = "microphone",
     ) -> None:
         super().__init__(name=name, on_error=on_error)
         self.source = source

@@ -75,7 +75,7 @@ def read_wav(path: Path | str) -> WavData:
 
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         what = "an RF64/BW64 file" if raw[:4] in (b"RF64", b"BW64") else "not a RIFF/WAVE file"
-        raise bad(f"{what} (expected a 16-bit PCM .wav)")
+        raise bad(f"{what} (expected a WAV file: PCM 8–32-bit or float, any rate and channels)")
 
     fmt: tuple[int, int, int, int] | None = None  # (format tag, channels, rate, bits)
     data: bytes | None = None

@@ -268,7 +268,7 @@ def test_mic_worker_reopens_a_lost_device(tone_wav, no_thread_leak):
         assert time.monotonic() < deadline, (worker.opened, len(out), errors)
         time.sleep(0.02)
     assert stop_all([worker], timeout=2.0) == []
-    assert errors == [("mic", "unplugged")]
+    assert errors == [("microphone", "unplugged")]
     assert source.closes >= 2  # closed after the loss, and at teardown
 
 
