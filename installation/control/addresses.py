@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
+
 Limits = tuple[float, float]
 
 ERROR_ADDRESS = "/jadong/error"  # replies: (offending address, reason), both strings
@@ -39,6 +41,9 @@ class Address:
     kind: Literal["value", "action"] = "action"
     limits: tuple[Limits | None, ...] = ()
     choices: tuple[str, ...] = ()  # allowed strings for a single "s" argument
+    # The longest string (in characters) any "s" or "x" argument may be. Every row with one
+    # must say: an unbounded string once stopped the status replies and filled the event log.
+    max_chars: int | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path != self.path.lower():
@@ -48,6 +53,8 @@ class Address:
             raise ValueError(f"OSC address {self.path}: unknown type codes {sorted(unknown)}")
         if len(self.limits) > len(self.args):
             raise ValueError(f"OSC address {self.path}: more limits than arguments")
+        if set(self.args) & set("sx") and self.max_chars is None:
+            raise ValueError(f"OSC address {self.path}: a string argument needs max_chars (its longest length)")
 
     @property
     def signature(self) -> str:
@@ -62,13 +69,16 @@ SECONDS = (0.0, 60.0)
 
 ADDRESSES: dict[str, Address] = _table(
     # The picture's words
-    Address("/jadong/prompt", "s", "paint these words (until the next speech or cue)", "value"),
-    Address("/jadong/prompt/append", "s", "add words to the current prompt", "action"),
+    Address("/jadong/prompt", "s", "paint these words (until the next speech or cue)", "value",
+            max_chars=MAX_PROMPT_CHARS),
+    Address("/jadong/prompt/append", "s", "add words to the current prompt (the whole prompt stays within "
+            f"{MAX_PROMPT_CHARS} characters)", "action", max_chars=MAX_PROMPT_CHARS),
     Address("/jadong/prompt/clear", "", "back to the show's initial prompt", "action"),
     Address("/jadong/prompt/blend", "f", "seconds a new prompt (or seed) takes to blend in", "value",
             limits=(SECONDS,)),
-    Address("/jadong/negative", "s", "negative prompt (\"\" for none)", "value"),
-    Address("/jadong/style", "s", "a named style from the show's [styles]; repaints the last words in it", "value"),
+    Address("/jadong/negative", "s", "negative prompt (\"\" for none)", "value", max_chars=MAX_PROMPT_CHARS),
+    Address("/jadong/style", "s", "a named style from the show's [styles]; repaints the last words in it", "value",
+            max_chars=MAX_NAME_CHARS),
     # How it is painted
     Address("/jadong/strength", "f", "how far img2img departs from the camera image, 0 (camera) to 1 (prompt only)",
             "value", limits=((0.0, 1.0),)),
@@ -76,13 +86,16 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/seed", "i", "noise seed", "value", limits=((0, 2**31 - 1),)),
     Address("/jadong/seed/drift", "f", "how fast the noise walks, 0 (still) to 1", "value", limits=((0.0, 1.0),)),
     Address("/jadong/mode", "s", "img2img (restyle the camera), txt2img (words alone) or feedback "
-            "(the still image brought to life)", "value", choices=("img2img", "txt2img", "feedback")),
+            "(the still image brought to life)", "value", choices=("img2img", "txt2img", "feedback"),
+            max_chars=MAX_NAME_CHARS),
     # Cues and shows
     Address("/jadong/cue", "", "the current cue (query only): replies with its number and name", "value"),
-    Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action"),
+    Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action",
+            max_chars=MAX_NAME_CHARS),
     Address("/jadong/cue/next", "", "fire the next cue", "action"),
     Address("/jadong/cue/prev", "", "fire the previous cue", "action"),
-    Address("/jadong/show", "s", "load another show from shows/ by name (no paths)", "action"),
+    Address("/jadong/show", "s", "load another show from shows/ by name (no paths)", "action",
+            max_chars=MAX_NAME_CHARS),
     # Listening and the screen
     Address("/jadong/listen", "T", "listen to the microphone (1) or not (0)", "value"),
     Address("/jadong/freeze", "T", "hold the picture on screen (1) or let it move (0)", "value"),
@@ -90,7 +103,8 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/blackout/fade", "f", "seconds the blackout fades take", "value", limits=(SECONDS,)),
     Address("/jadong/crossfade", "f", "seconds from one generated frame to the next", "value", limits=((0.0, 30.0),)),
     Address("/jadong/caption", "T", "show captions (1) or hide them (0)", "value"),
-    Address("/jadong/caption/text", "s", "show this caption now (\"\" clears it)", "value"),
+    Address("/jadong/caption/text", "s", "show this caption now (\"\" clears it)", "value",
+            max_chars=MAX_PROMPT_CHARS),
     Address("/jadong/hud", "T", "show the HUD (1) or hide it (0)", "value"),
     # Actions
     Address("/jadong/capture", "", "save the current frame (PNG + JSON of the words and settings) in captures/",
@@ -112,6 +126,28 @@ STATUS_ADDRESSES: dict[str, str] = {
     "/jadong/status/error": "string: the last error (\"\" if none)",
     "/jadong/status/dropped": "int: items dropped by all channels so far",
 }
+
+
+# Each string in a status bundle is cut to this many UTF-8 bytes (ellipsis included): with five
+# strings the bundle stays under 8 KB, inside one datagram and the smallest common receive
+# buffers, whatever the state holds. A prompt of MAX_PROMPT_CHARS plain letters is shown whole.
+STATUS_TEXT_MAX_BYTES = 1000
+ELLIPSIS = "…"
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` characters, ending in an ellipsis where it was cut."""
+    return text if len(text) <= max_chars else text[:max(0, max_chars - 1)] + ELLIPSIS
+
+
+def fit_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` bytes of UTF-8, never inside a character, ending in an
+    ellipsis where it was cut. Characters UTF-8 cannot hold (lone surrogates) become "?"."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")
+    room = max(0, max_bytes - len(ELLIPSIS.encode("utf-8")))
+    return data[:room].decode("utf-8", "ignore") + ELLIPSIS
 
 
 class OscArgumentError(ValueError):
@@ -144,6 +180,8 @@ def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any
     for i, (code, value) in enumerate(zip(addr.args, args)):
         where = f"argument {i + 1}" if len(addr.args) > 1 else "argument"
         value = _convert(code, value, where)
+        if isinstance(value, str) and addr.max_chars is not None and len(value) > addr.max_chars:
+            raise OscArgumentError(f"{where}: at most {addr.max_chars} characters, got {len(value)}")
         limits = addr.limits[i] if i < len(addr.limits) else None
         if limits is not None and not (limits[0] <= value <= limits[1]):
             raise OscArgumentError(f"{where}: expected a value from {_fmt(limits[0])} to {_fmt(limits[1])}, "
@@ -151,14 +189,19 @@ def validate_args(addr: Address, args: tuple[Any, ...] | list[Any]) -> tuple[Any
         if addr.choices and code == "s":
             value = value.strip().lower()
             if value not in addr.choices:
-                raise OscArgumentError(f"{where}: expected one of {', '.join(addr.choices)}, got {value!r}")
+                raise OscArgumentError(f"{where}: expected one of {', '.join(addr.choices)}, got {_preview(value)}")
         out.append(value)
     return tuple(out)
 
 
+def _preview(value: Any) -> str:
+    """A value as quoted in a reason: cut short, so a huge argument makes a short reply."""
+    return shorten(repr(value), 60)
+
+
 def _convert(code: str, value: Any, where: str) -> Any:
     expected = _TYPE_NAMES[code]
-    got = f"{type(value).__name__} {value!r}" if not isinstance(value, str) else f"string {value!r}"
+    got = f"{type(value).__name__} {_preview(value)}" if not isinstance(value, str) else f"string {_preview(value)}"
     if code == "s":
         if isinstance(value, str):
             return value
@@ -198,15 +241,22 @@ def address_table_markdown() -> str:
         args = []
         for i, code in enumerate(a.args):
             lim = a.limits[i] if i < len(a.limits) else None
-            args.append(codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else "")
-                        + (f" ({' or '.join(a.choices)})" if a.choices else ""))
+            text = codes[code] + (f" {_fmt(lim[0])}–{_fmt(lim[1])}" if lim else "")
+            if a.choices:
+                text += f" ({' or '.join(a.choices)})"
+            elif code in "sx" and a.max_chars is not None:
+                text += f" (at most {a.max_chars} characters)"
+            args.append(text)
         kind = "value (no argument: query)" if a.kind == "value" else "action"
         lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {kind} | {a.help} |")
     lines.append(f"| `{ERROR_ADDRESS}` (reply) | string address, string reason | reply | "
-                 "sent back to the sender's port when a message is refused |")
+                 "sent back to the sender's port when a message is refused (a malformed packet, an unknown "
+                 "address or type tag, a wrong argument, a string over its limit) |")
     lines += ["", "Status, pushed to `[osc] status_targets` every 1/`status_hz` s as one bundle, and sent to",
               "whoever sends `/jadong/status`:", "", "| address | value |", "|---|---|"]
     lines += [f"| `{path}` | {what} |" for path, what in STATUS_ADDRESSES.items()]
+    lines += ["", f"Each status string is cut to {STATUS_TEXT_MAX_BYTES} bytes of UTF-8 (ending in "
+              f"\"{ELLIPSIS}\" where cut), so the bundle always fits one datagram of under 8 KB."]
     return "\n".join(lines) + "\n"
 
 

@@ -9,12 +9,21 @@ Frames written with a capture time `t` are placed on the file's timeline: a gap 
 loop stalled, or a frame was dropped) is filled by repeating the frame that was on screen
 during it, and a frame that comes before its slot is skipped, so the video plays at the speed the show ran (and stays in
 step with a sound recording made alongside).
+
+The file is opened at the first frame, not before: a show stopped before anything was shown
+leaves no file behind (and a file already at that path is left as it was), never a header-only
+video no player opens. Whether the path can be recorded to at all is checked up front by
+`record_path_problem()`, which really creates (and removes) a probe file there and opens the
+encoder on it, so a bad `--record` fails before the show starts with the actual reason.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -58,6 +67,105 @@ _CHANNELS = {
 
 class RecorderError(RuntimeError):
     """The recording cannot be made; the message says which file and why."""
+
+
+def supported_suffixes() -> str:
+    return ", ".join(sorted(CODECS))
+
+
+def record_path_problem(path: Path | str, *, fps: float = 30.0, size: tuple[int, int] = (640, 360),
+                        min_free_mb: float = MIN_FREE_MB) -> str | None:
+    """Why a recording cannot be written to `path`, as one sentence naming it, or None if it can.
+
+    Checks in the order a person would fix them: the path itself (a folder, an unsupported
+    suffix), its folder (missing, not a folder), then really creates and removes a probe file
+    next to it and opens the encoder on that probe (a read-only or virtual filesystem such as
+    /proc fails there, with the OS's reason), and only then the free space. A file already at
+    `path` is not touched. A missing folder is reported rather than created, so a typo or an
+    unmounted drive (`/media/usb/show.mp4`) does not silently record onto the system disk."""
+    path = Path(path)
+    where = f"cannot record to {path}"
+    if "\0" in str(path):
+        return f"cannot record to {str(path)!r}: a file name cannot contain a NUL character"
+    try:
+        if path.is_dir():
+            return f"{where}: it is a folder, not a file; name the video file, e.g. {path / 'show.mp4'}"
+        fourcc = CODECS.get(path.suffix.lower())
+        if fourcc is None:
+            return (f"{where}: '{path.suffix or '(no suffix)'}' files are not supported; "
+                    f"use one of {supported_suffixes()}")
+        if path.exists() and not path.is_file():
+            return f"{where}: it exists and is not a regular file"
+        folder = path.parent
+        if not folder.exists():
+            return f"{where}: the folder {folder} does not exist; create it first (or check the spelling)"
+        if not folder.is_dir():
+            return f"{where}: {folder} is a file, not a folder"
+    except OSError as exc:  # a folder on the way that cannot be looked into
+        return f"{where}: the path cannot be checked ({exc.strerror or exc})"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{where}: the file already exists and is not writable"
+    problem = _probe(path, fourcc, fps, size)
+    if problem:
+        return f"{where}: {problem}"
+    try:
+        low = _disk_problem(folder, min_free_mb)
+    except OSError:
+        low = None  # not knowing the free space is not a full disk (the recorder warns later)
+    return f"{where}: {low}" if low else None
+
+
+def _probe(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> str | None:
+    """Create a file next to `path` and open the encoder on it, then remove it: the only sure
+    way to know the folder takes files and OpenCV can write this container there."""
+    folder = path.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.probe-", suffix=path.suffix, dir=folder)
+    except OSError as exc:
+        return _create_failure(folder, exc)
+    os.close(fd)
+    writer = None
+    cannot = (f"OpenCV cannot open a {fourcc} encoder for '{path.suffix}' files "
+              f"({int(size[0])}x{int(size[1])} at {float(fps):g} fps) in {folder}")
+    try:
+        writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*fourcc), float(fps), (int(size[0]), int(size[1])))
+        return None if writer.isOpened() else cannot
+    except cv2.error as exc:
+        return f"{cannot} ({exc})"
+    finally:
+        if writer is not None:
+            writer.release()
+        try:
+            os.unlink(name)
+        except OSError:
+            log.warning("could not remove the probe file %s", name)
+
+
+def _create_failure(folder: Path, exc: OSError) -> str:
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        return f"the folder {folder} is not writable (permission denied)"
+    if code == errno.EROFS:
+        return f"the folder {folder} is on a read-only filesystem"
+    if code == errno.ENOSPC:
+        return f"the disk holding {folder} is full"
+    if code == errno.EDQUOT:
+        return f"the disk quota for {folder} is used up"
+    return (f"no file can be created in {folder} ({exc.strerror or exc}); it is not a regular "
+            f"filesystem: record to a folder on a disk")
+
+
+def _disk_problem(folder: Path, min_free_mb: float) -> str | None:
+    """Why the disk holding `folder` cannot take a recording, or None; raises OSError when its
+    free space cannot be read. A filesystem reporting no size at all (/proc, /sys) is not a
+    nearly full disk, and is named as what it is."""
+    usage = shutil.disk_usage(folder)
+    if usage.total == 0:
+        return f"{folder} is not on a disk (a virtual filesystem such as /proc); record to a folder on a disk"
+    if usage.free < min_free_mb * 1024 * 1024:
+        return (f"the disk is nearly full: {usage.free / 1024 / 1024:.0f} MB free on {folder}, "
+                f"recording needs {min_free_mb:.0f} MB")
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,9 +213,12 @@ class VideoRecorder:
     """Writes frames to `path` (.mp4 → mp4v, .avi → MJPG) at `fps`, frame size `size`
     (width, height). `write()` returns at once; encoding runs in a background thread.
 
-    Raises RecorderError at construction if the file cannot be opened or the disk has less than
-    `min_free_mb` free; when free space falls below it during the recording, the file is
-    finished (playable up to there), `stopped` says why, and later frames are ignored."""
+    Raises RecorderError at construction with `record_path_problem()`'s reason if the path cannot
+    be recorded to (including a disk with less than `min_free_mb` free). The file itself is
+    created at the first frame; closed before any frame, the recorder leaves no file (and an
+    existing file at `path` untouched). When free space falls below `min_free_mb` during the
+    recording, the file is finished (playable up to there), `stopped` says why, and later
+    frames are ignored."""
 
     def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *,
                  queue_size: int = 4, min_free_mb: float = MIN_FREE_MB) -> None:
@@ -121,26 +232,13 @@ class VideoRecorder:
             raise RecorderError(f"{self.path}: recording fps must be above 0, got {fps!r}")
         if self.size[0] < 2 or self.size[1] < 2:
             raise RecorderError(f"{self.path}: recording size must be at least 2x2, got {size!r}")
-        fourcc = CODECS.get(self.path.suffix.lower())
-        if fourcc is None:
-            raise RecorderError(f"{self.path}: cannot record to '{self.path.suffix or '(no suffix)'}' "
-                                f"files; use one of {', '.join(sorted(CODECS))}")
-        self.fourcc = fourcc
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RecorderError(f"{self.path}: cannot create the folder for the recording ({exc})") from None
-        low = self._low_disk()
-        if low:
-            raise RecorderError(f"{self.path}: not recording: {low}")
+        problem = record_path_problem(self.path, fps=self.fps, size=self.size, min_free_mb=self.min_free_mb)
+        if problem:
+            raise RecorderError(problem)
+        self.fourcc = CODECS[self.path.suffix.lower()]
         self._next_disk_check = time.monotonic() + DISK_CHECK_S
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps,
-                                       self.size)
-        if not self._writer.isOpened():
-            self._writer.release()
-            raise RecorderError(
-                f"{self.path}: cannot open for recording ({fourcc}, {self.size[0]}x{self.size[1]} "
-                f"at {self.fps:g} fps): check that the folder is writable and has space")
+        # Opened by the writer thread at the first frame: no frame, no file (see the module doc).
+        self._writer: cv2.VideoWriter | None = None
         self._queue: DropOldestQueue[_Pending] = DropOldestQueue(f"recorder:{self.path.name}", queue_size)
         self._lock = threading.Lock()  # guards the counters written from two threads
         self._received = 0
@@ -155,7 +253,7 @@ class VideoRecorder:
         self._warned_drops = False
         self._worker = _WriterWorker(self)
         self._worker.start()
-        log.info("recording to %s (%s, %dx%d at %g fps)", self.path, fourcc, *self.size, self.fps)
+        log.info("recording to %s (%s, %dx%d at %g fps)", self.path, self.fourcc, *self.size, self.fps)
 
     # --- called from the display thread --------------------------------------------------
     def write(self, image: np.ndarray, channels: str = "RGB", t: float | None = None) -> None:
@@ -221,7 +319,7 @@ class VideoRecorder:
     def _low_disk(self) -> str | None:
         """Why the disk is too full to record on, or None."""
         try:
-            free = shutil.disk_usage(self.path.parent).free
+            return _disk_problem(self.path.parent, self.min_free_mb)
         except OSError as exc:
             # Not knowing is not a full disk (a network share's hiccup): say so once, record on.
             if not self._warned_disk:
@@ -229,10 +327,6 @@ class VideoRecorder:
                 log.warning("%s: cannot read the free space of %s (%s); recording on", self.path,
                             self.path.parent, exc)
             return None
-        if free < self.min_free_mb * 1024 * 1024:
-            return (f"the disk is nearly full: {free / 1024 / 1024:.0f} MB free on {self.path.parent}, "
-                    f"recording needs {self.min_free_mb:.0f} MB")
-        return None
 
     def _check_disk(self) -> None:
         if self.stopped is not None or time.monotonic() < self._next_disk_check:
@@ -240,9 +334,27 @@ class VideoRecorder:
         self._next_disk_check = time.monotonic() + DISK_CHECK_S
         low = self._low_disk()
         if low:
-            self._writer.release()  # finish the file: it stays playable up to here
-            self.stopped = f"recording stopped: {low}"
-            log.error("%s: %s (%d frames written)", self.path, self.stopped, self._written)
+            self._stop(f"recording stopped: {low}")
+
+    def _stop(self, reason: str) -> None:
+        """Stop recording for good: the file is finished (playable up to here), frames after
+        this are ignored, and `stopped` says why."""
+        self.stopped = reason
+        self._release()
+        log.error("%s: %s (%d frames written)", self.path, reason, self._written)
+
+    def _open_writer(self) -> bool:
+        """Open the file for the first frame; on failure (the folder changed since the check at
+        construction) the recording stops with the reason."""
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
+        if writer.isOpened():
+            self._writer = writer
+            return True
+        writer.release()
+        reason = (record_path_problem(self.path, fps=self.fps, size=self.size, min_free_mb=0)
+                  or f"cannot open {self.path} for recording ({self.fourcc}, {self.size[0]}x{self.size[1]})")
+        self._stop(f"recording stopped: {reason}")
+        return False
 
     def _copies(self, t: float | None) -> int:
         """How many times to write a frame captured at `t` to keep the timeline true."""
@@ -274,11 +386,15 @@ class VideoRecorder:
             with self._lock:
                 self._resized += 1
         bgr = np.ascontiguousarray(bgr)
+        if self._writer is None and not self._open_writer():
+            return
+        writer = self._writer
+        assert writer is not None  # opened just above
         # The previous frame stayed on screen through the gap; this one begins after it.
         hold = self._last if self._last is not None else bgr
         for _ in range(copies - 1):
-            self._writer.write(hold)
-        self._writer.write(bgr)
+            writer.write(hold)
+        writer.write(bgr)
         self._last = bgr
         with self._lock:
             self._written += copies
@@ -294,4 +410,9 @@ class VideoRecorder:
                         self.path, dropped, self._received)
 
     def _release(self) -> None:
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        elif self.stopped is None and self._closed:
+            log.info("%s: no frame was recorded, so no file was written%s", self.path,
+                     " (the file already there is left as it was)" if self.path.exists() else "")

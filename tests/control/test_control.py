@@ -252,3 +252,59 @@ def test_capture_writes_the_frame_and_its_words(tmp_path, monkeypatch):
 def test_listening_at_start_follows_the_show(listen, expected):
     ctl = control_for(RecordingHost(), speech={"listen": listen})
     assert ctl.state.listening is expected
+
+
+# --- bounded status (issue #15) ----------------------------------------------------------------
+
+class LongStatusHost(RecordingHost):
+    def runtime_status(self) -> RuntimeStatus:
+        return RuntimeStatus(rates={"display": 60.0}, generator="𝄞" * 5000, dropped=2**31)
+
+
+def test_status_fits_one_small_datagram_whatever_the_state():
+    """A 65,400-character prompt once made the status bundle too big for UDP, and the status
+    replies and pushes stopped without a word. Every string is filled to more than any limit,
+    with 4-byte UTF-8 characters: the bundle stays under 8 KB (common receive buffers)."""
+    from installation.control.osc import build_bundle
+    from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
+
+    host = LongStatusHost()
+    long_name = "n" * MAX_NAME_CHARS
+    ctl = control_for(host, cues=[{"name": long_name, "prompt": "a dawn"}])
+    send(ctl, "/jadong/cue/go", 1)
+    huge = "𝄞" * 70_000
+    ctl.state.prompt = Prompt(text=huge, negative=huge, caption=huge)
+    ctl.state.last_transcript = ctl.state.last_error = ctl.state.caption_text = huge
+    ctl.state.words = huge
+    values = ctl.status_values()
+    assert list(dict(values)) == list(STATUS_ADDRESSES)
+    dgram = build_bundle(values)
+    assert len(dgram) < 8192, len(dgram)
+    prompt = dict(values)["/jadong/status/prompt"][0]
+    assert prompt.endswith("…") and prompt.startswith("𝄞")
+    assert dict(values)["/jadong/status/cue"] == (long_name,)  # a name at its limit is not cut
+    # A prompt at its limit is shown whole.
+    send(ctl, "/jadong/prompt", "p" * MAX_PROMPT_CHARS)
+    assert dict(ctl.status_values())["/jadong/status/prompt"] == ("p" * MAX_PROMPT_CHARS,)
+
+
+def test_appending_cannot_grow_the_prompt_past_its_limit():
+    from installation.show import MAX_PROMPT_CHARS
+
+    host = RecordingHost()
+    ctl = control_for(host)
+    send(ctl, "/jadong/prompt", "a" * (MAX_PROMPT_CHARS - 10))
+    send(ctl, "/jadong/prompt/append", "b" * 20)
+    [error] = host.errors()
+    assert error[2] == "/jadong/prompt/append" and f"at most {MAX_PROMPT_CHARS} characters" in error[3]
+    assert host.prompts[-1].text == "a" * (MAX_PROMPT_CHARS - 10)
+    send(ctl, "/jadong/prompt/append", "b" * 5)
+    assert host.prompts[-1].text.endswith(", bbbbb")
+
+
+def test_long_refusal_reasons_are_cut_for_the_reply():
+    host = RecordingHost()
+    ctl = control_for(host)
+    ctl.refuse(Control(address="/jadong/show", args=("x",), sender=PEER), "r" * 20_000)
+    assert len(host.errors()[0][3]) <= 1000 and host.errors()[0][3].endswith("…")
+    assert len(ctl.state.last_error) < 1100

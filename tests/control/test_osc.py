@@ -384,3 +384,148 @@ def test_liblo_oscsend_is_understood(server, controls):
     assert got[2].args[0] == pytest.approx(0.1, abs=1e-6)
     assert got[3].address == "/jadong/quit"
     assert got[0].sender[0] == "127.0.0.1"
+
+
+# --- strict argument checks (issue #15) ----------------------------------------------------
+
+def _raw(client: SimpleUDPClient, server: OscServer, data: bytes) -> None:
+    client._sock.sendto(data, ("127.0.0.1", server.port))
+
+
+def test_a_truncated_float_is_refused_not_read_as_zero(server, client, controls, events):
+    """python-osc pads a float cut short with zero bytes: the strength became 0.0, silently."""
+    _raw(client, server, b"/jadong/strength\0\0\0\0,f\0\0")
+    _raw(client, server, b"/jadong/strength\0\0\0\0,f\0\0\x3f\x00")  # two of its four bytes
+    for _ in range(2):
+        reply = next_reply(client)
+        assert reply.address == ERROR_ADDRESS and reply.params[0] == "/jadong/strength"
+        assert "malformed OSC packet" in reply.params[1] and "argument 1" in reply.params[1]
+        assert "truncated" in reply.params[1]
+    client.send_message("/jadong/prompt", "after")
+    assert next_control(controls).args == ("after",)  # nothing came before it
+    assert [e["address"] for e in events.of("error")] == ["/jadong/strength"] * 2
+    assert events.of("osc")[0]["address"] == "/jadong/prompt"
+
+
+def test_unknown_type_tags_are_refused_clearly(server, client, controls, caplog):
+    """python-osc skips a type tag it does not know with a root-logger warning, and reads the
+    arguments after it from the wrong bytes."""
+    with caplog.at_level("WARNING"):
+        _raw(client, server, b"/jadong/strength\0\0\0\0,qf\0" + b"\x3f\x00\x00\x00")
+        reply = next_reply(client)
+        _raw(client, server, b"/jadong/prompt\0\0,c\0\0\0\0\0a")  # a char: OSC has it, python-osc skips it
+        reply_c = next_reply(client)
+    assert reply.params[0] == "/jadong/strength" and "type tag 'q'" in reply.params[1]
+    assert reply_c.params[0] == "/jadong/prompt" and "type tag 'c'" in reply_c.params[1]
+    assert "Unhandled parameter type" not in caplog.text
+    assert controls.get_nowait() is None
+
+
+def test_a_broken_message_inside_a_bundle_refuses_the_bundle(server, client, controls):
+    good = build_msg("/jadong/prompt", "moss").dgram
+    cut = b"/jadong/strength\0\0\0\0,f\0\0"
+    bundle = b"#bundle\0" + b"\0\0\0\0\0\0\0\x01"
+    for element in (good, cut):
+        bundle += len(element).to_bytes(4, "big") + element
+    _raw(client, server, bundle)
+    reply = next_reply(client)
+    assert reply.params[0] == "/jadong/strength" and "truncated" in reply.params[1]
+    assert "bundle" in reply.params[1]
+    client.send_message("/jadong/quit", None)
+    assert next_control(controls).address == "/jadong/quit"  # the moss never arrived
+
+
+def test_trailing_bytes_after_the_arguments_are_refused(server, client, controls):
+    """`,` with a float's bytes after it would have been read as a query of strength."""
+    _raw(client, server, b"/jadong/strength\0\0\0\0,\0\0\0\x3f\x00\x00\x00")
+    reply = next_reply(client)
+    assert reply.params[0] == "/jadong/strength" and "after the last argument" in reply.params[1]
+    assert controls.get_nowait() is None
+
+
+# --- bounded strings (issue #15) -----------------------------------------------------------
+
+STRING_ADDRESSES = [p for p, r in ADDRESSES.items() if set(r.args) & set("sx")]
+
+
+def test_every_string_argument_has_a_limit():
+    from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
+
+    assert STRING_ADDRESSES
+    for path in STRING_ADDRESSES:
+        assert ADDRESSES[path].max_chars in (MAX_PROMPT_CHARS, MAX_NAME_CHARS), path
+    assert ADDRESSES["/jadong/prompt"].max_chars == MAX_PROMPT_CHARS
+    assert ADDRESSES["/jadong/cue/go"].max_chars == MAX_NAME_CHARS
+    with pytest.raises(ValueError, match="max_chars"):
+        Address("/jadong/x", "s", "x")
+    assert "at most 1000 characters" in address_table_markdown()
+
+
+@pytest.mark.parametrize("address", STRING_ADDRESSES)
+def test_over_long_strings_are_refused_naming_the_limit(server, client, controls, events, address):
+    limit = ADDRESSES[address].max_chars
+    client.send_message(address, "x" * (limit + 1))
+    reply = next_reply(client)
+    assert reply.address == ERROR_ADDRESS and reply.params[0] == address
+    assert f"at most {limit} characters" in reply.params[1] and str(limit + 1) in reply.params[1]
+    assert controls.get_nowait() is None
+    if address not in ("/jadong/mode",):  # a mode is one of three words: the longest is refused there
+        client.send_message(address, "y" * limit)
+        next_control(controls)
+
+
+def test_a_65400_character_prompt_leaves_small_replies_and_events(server, client, controls, events):
+    client.send_message("/jadong/prompt", "w" * 65_400)
+    assert "at most 1000 characters" in next_reply(client).params[1]
+    client.send_message("/jadong/strength", "s" * 65_000)  # the wrong type, and huge
+    assert len(next_reply(client).params[1]) < 500
+    client.send_message("/jadong/" + "a" * 65_000, None)  # an unknown address, and huge
+    reply = next_reply(client)
+    assert len(reply.params[0]) <= 200 and len(reply.params[1]) < 1500
+    assert controls.get_nowait() is None
+    for e in events.of("error"):
+        assert len(str(e)) < 2000, e
+
+
+def test_event_fields_for_valid_messages_are_bounded_by_the_limits(server, client, controls, events):
+    client.send_message("/jadong/prompt", "z" * 1000)
+    next_control(controls)
+    assert len(str(events.of("osc")[0])) < 1300
+
+
+# --- too many timed messages (issue #15) ---------------------------------------------------
+
+def _timed_bundle(when: float, n: int) -> bytes:
+    bundle = OscBundleBuilder(when)
+    for i in range(n):
+        bundle.add_content(build_msg("/jadong/seed", i))
+    return bundle.build().dgram
+
+
+def test_dropped_timed_messages_are_summarised_not_warned_one_by_one(controls, events, no_thread_leak,
+                                                                      monkeypatch, caplog):
+    import time
+
+    from installation.control import osc
+
+    monkeypatch.setattr(osc, "MAX_PENDING", 5)
+    monkeypatch.setattr(osc, "DROP_QUIET_S", 0.2)
+    with caplog.at_level("WARNING", logger="installation.control.osc"):
+        with OscServer(OscConfig(port=0), controls, on_event=events) as srv:
+            with SimpleUDPClient("127.0.0.1", srv.port) as c:
+                c._sock.bind(("127.0.0.1", 0))
+                later = time.time() + 600
+                for _ in range(6):
+                    c.send(OscMessage(_timed_bundle(later, 4)))  # 24 timed messages: 5 wait, 19 dropped
+                reply = next_reply(c)
+                assert reply.params[0] == "/jadong/seed" and "5 timed messages" in reply.params[1]
+                assert _wait_for(lambda: any("dropped" in e["reason"] for e in events.of("error")))
+                c._sock.settimeout(0.3)
+                with pytest.raises(OSError):  # one reply per burst, not one per message
+                    c._sock.recvfrom(65535)
+                assert srv.stats().pending == 5 and srv.stats().dropped_timed == 19
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    [summary] = [e for e in events.of("error") if "dropped" in e["reason"]]
+    assert summary["source"] == "osc" and summary["dropped"] == 19
+    assert summary["address"] == "/jadong/seed" and "19 timed messages dropped" in summary["reason"]

@@ -85,7 +85,7 @@ def test_gives_up_after_too_many_restarts():
 
 
 def test_running_show_rebuilds_stages_and_keeps_presenting(tmp_path):
-    from test_osc_surface import start_app
+    from control.test_osc_surface import start_app
 
     app, thread = start_app(tmp_path)
     try:
