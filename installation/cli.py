@@ -140,6 +140,15 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
     except (ShowError, OptionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.record is not None:
+        # A run asked to record that cannot record fails now, with the real reason, rather
+        # than playing unseen for its whole length and leaving nothing behind.
+        from .display.recorder import record_path_problem
+
+        problem = record_path_problem(args.record, fps=min(args.record_fps, show.display.fps))
+        if problem:
+            print(f"error: --record: {problem}", file=sys.stderr)
+            return 2
     from .app import App, RunOptions
 
     log_path = args.log or default_log_path()

@@ -81,3 +81,21 @@ def test_start_up_names_the_real_event_log_file_and_says_a_headless_run_shows_no
     reason = display[0]["reason"].split(": ", 1)[1]  # "fullscreen unavailable: <why>"
     assert proc.stderr.count(reason) == 1, proc.stderr  # the headless reason, once
     assert "XDG_RUNTIME_DIR" not in proc.stderr  # SDL's own line does not pose as Jadong's error
+
+
+@pytest.mark.parametrize("target", ["folder", "notes.txt", "/proc/x.mp4"])
+def test_a_run_that_cannot_record_fails_at_start_with_the_reason(target, tmp_path):
+    """Issue #15: an unusable --record path was logged, then the headless run went on for its
+    whole length and exited 0 having recorded nothing (for /proc: "the disk is nearly full")."""
+    if target == "folder":
+        target = str(tmp_path)
+    elif not target.startswith("/"):
+        target = str(tmp_path / target)
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "--headless", "--seconds", "30", "--osc-port", "0",
+                           "--record", target, "--log", str(tmp_path / "events.jsonl")],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: --record: cannot record to"), err
+    assert "nearly full" not in err
+    assert not (tmp_path / "events.jsonl").exists()  # refused before the show started

@@ -278,8 +278,7 @@ class Presenter:
         self._opened = True
         self._relayout()
         self._open_recorder()
-        log.info("display: %s %dx%d%s", self.mode, *self.size,
-                 f" ({self.mode_note})" if self.mode_note else "")
+        log.info("display: %s %dx%d", self.mode, *self.size)  # a fallback's reason was warned above, once
         return self
 
     def _open_window(self) -> str | None:
