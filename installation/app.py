@@ -64,6 +64,9 @@ class App:
         # messages in each 10 s are logged, the rest summarised per address.
         self._osc_log = FloodSummary(self.events, "osc", burst=20, window_s=10.0)
         self._osc_errors = FloodSummary(self.events, "error", burst=20, window_s=1.0)
+        # A prompt storm over OSC (a script gone wrong) is summarised too; what reached the
+        # screen stays traceable through the "presented" events, which are never summarised.
+        self._osc_prompts = FloodSummary(self.events, "prompt", burst=20, window_s=10.0)
         self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None
         self.presenter = None
@@ -251,7 +254,11 @@ class App:
 
     def publish_prompt(self, prompt: Prompt) -> None:
         self.prompt_slot.put(prompt)
-        self.events.write("prompt", text=prompt.text, source=prompt.source, negative=prompt.negative)
+        fields = {"text": prompt.text, "source": prompt.source, "negative": prompt.negative}
+        if prompt.source == "osc":
+            self._osc_prompts.write(prompt.source, **fields)
+        else:
+            self.events.write("prompt", **fields)
 
     def publish_params(self, params: GenerationParams) -> None:
         self.params_slot.put(params)
@@ -474,6 +481,7 @@ class App:
                 self.state.last_error = "; ".join(f"{p.worker} {p.kind}" for p in problems)
             self._osc_log.tick()
             self._osc_errors.tick()
+            self._osc_prompts.tick()
 
             if frame is not None and not first_frame_logged and self.presenter.first_frame_t is not None:
                 first_frame_logged = True
@@ -506,6 +514,7 @@ class App:
             self.osc.stop()
         self._osc_log.flush()
         self._osc_errors.flush()
+        self._osc_prompts.flush()
         if self.presenter is not None:
             self.presenter.close()
         self.events.write("stop", hung=hung, **{f"dropped_{k}": v for k, v in self.drop_counts().items()})

@@ -183,3 +183,21 @@ def test_the_hud_says_the_preview_has_no_model(tmp_path):
     line = next(x for x in app.hud_lines() if x.startswith("generator ") and "/s" not in x)
     assert line.endswith("no model (preview)") and "model -" not in line
     app.events.close()
+
+
+def test_a_prompt_storm_over_osc_is_summarised_in_the_event_log(tmp_path):
+    """Issue #15: 1,000 OSC prompts wrote a line each; after the first 20 in 10 s they are
+    counted in one `prompt_flood` line."""
+    from installation.core.messages import Prompt
+
+    app = _app(tmp_path)
+    for i in range(200):
+        app.publish_prompt(Prompt(text=f"storm {i}", source="osc"))
+    app.publish_prompt(Prompt(text="a visitor's words", source="speech"))
+    app.shutdown()
+    records = read_events(tmp_path / "events.jsonl")
+    prompts = [r for r in records if r["event"] == "prompt"]
+    assert len([r for r in prompts if r["source"] == "osc"]) == 20
+    assert any(r["source"] == "speech" for r in prompts)  # visitors' words are never summarised
+    flood = [r for r in records if r["event"] == "prompt_flood"]
+    assert flood and flood[0]["suppressed"] == 180

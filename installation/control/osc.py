@@ -10,6 +10,7 @@ Controls to the show state (show_control.py), so nothing here touches the show d
 
 from __future__ import annotations
 
+import enum
 import errno
 import heapq
 import ipaddress
@@ -19,10 +20,10 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pythonosc import osc_bundle, osc_message
+from pythonosc import osc_bundle, osc_bundle_builder, osc_message, osc_message_builder
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -32,7 +33,17 @@ from installation.core.events import EventHook, emit
 from installation.core.messages import Control
 from installation.show import OscConfig
 
-from .addresses import ADDRESSES, ERROR_ADDRESS, PATTERN_CHARS, OscArgumentError, is_query, lookup, validate_args
+from .addresses import (
+    ADDRESSES,
+    ERROR_ADDRESS,
+    PATTERN_CHARS,
+    OscArgumentError,
+    is_query,
+    lookup,
+    shorten,
+    validate_args,
+)
+from .packets import MAX_REPORTED_ADDRESS, MalformedPacket, check_packet
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +63,7 @@ class OscStats:
     refused: int = 0  # datagrams from senders outside osc.allow
     scheduled_bundles: int = 0  # bundles held for a future timetag
     pending: int = 0  # messages waiting for their timetag
+    dropped_timed: int = 0  # timed messages dropped because MAX_PENDING were already waiting
 
 
 # A bundle due within this much is delivered at once: less than one display frame.
@@ -59,34 +71,102 @@ _LATE_ENOUGH_S = 0.002
 MAX_BUNDLE_DELAY_S = 3600.0
 MAX_PENDING = 10_000
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+# Timed messages dropped while MAX_PENDING wait are one burst until none is dropped for
+# DROP_QUIET_S; the burst is then summarised in one event (and every DROP_SUMMARY_S while it
+# lasts), never a console line per message.
+DROP_QUIET_S = 1.0
+DROP_SUMMARY_S = 10.0
+MAX_REASON_CHARS = 1000  # a reason sent on /jadong/error or logged: a sentence, never a dump
+_REPLY_ERRORS = (OSError, ValueError, TypeError, osc_message_builder.BuildError, osc_bundle_builder.BuildError)
+
+
+class _Added(enum.Enum):
+    QUEUED = "queued"
+    DROPPED = "dropped"
+    DROPPED_TELL = "dropped, and the sender has not been told in this burst"
+
+
+@dataclass
+class _DropBurst:
+    """Timed messages dropped since dropping began, counted for one summary."""
+
+    started: float  # time.monotonic() of the first drop in this summary window
+    last: float  # of the latest drop
+    count: int = 0
+    by_address: dict[str, int] = field(default_factory=dict)
+    told: set[tuple[str, int]] = field(default_factory=set)  # senders answered once in this burst
+    first_sender: str = ""
+
+    def note(self, address: str, sender: tuple[str, int] | None, now: float) -> bool:
+        """Counts one drop; True when `sender` has not been told yet in this burst."""
+        self.count += 1
+        self.last = now
+        if address in self.by_address or len(self.by_address) < 20:  # bounded: a flood of addresses is one
+            self.by_address[address] = self.by_address.get(address, 0) + 1
+        if sender is None or sender in self.told or len(self.told) >= 100:
+            return False
+        self.first_sender = self.first_sender or _fmt_sender(sender)
+        self.told.add(sender)
+        return True
+
+
+@dataclass(frozen=True)
+class DropSummary:
+    """What one summary of dropped timed messages says."""
+
+    dropped: int
+    seconds: float
+    by_address: dict[str, int]
+    sender: str
+
+    def reason(self) -> str:
+        most = ", ".join(f"{a} ×{n:,}" for a, n in sorted(self.by_address.items(), key=lambda kv: -kv[1])[:3])
+        return (f"{self.dropped:,} timed messages dropped in {self.seconds:.1f} s: {MAX_PENDING:,} were already "
+                f"waiting for their timetags (most: {most})")
 
 
 class _BundleScheduler:
     """Delivers messages from future-dated bundles at their timetags on a thread of its own,
     so a bundle for later never holds up the messages behind it (python-osc's strict timing
-    would sleep on the server thread)."""
+    would sleep on the server thread). At most MAX_PENDING wait; what comes beyond is dropped,
+    with one console warning when dropping starts and a `DropSummary` to `on_drops` when it
+    stops (and every DROP_SUMMARY_S while it goes on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_drops: Callable[[DropSummary], None] | None = None) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._cond = threading.Condition()
         self._seq = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._on_drops = on_drops
+        self._burst: _DropBurst | None = None
+        self.dropped = 0  # all drops since start, for OscStats
 
     def start(self) -> None:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="osc-bundles", daemon=True)
         self._thread.start()
 
-    def add(self, when: float, deliver: Callable[[], None]) -> bool:
+    def add(self, when: float, deliver: Callable[[], None], address: str = "",
+            sender: tuple[str, int] | None = None) -> _Added:
         with self._cond:
             if len(self._heap) >= MAX_PENDING:
-                log.warning("OSC: %d timed messages already waiting; one more dropped", MAX_PENDING)
-                return False
+                return self._drop(address, sender)
             self._seq += 1
             heapq.heappush(self._heap, (when, self._seq, deliver))
             self._cond.notify()
-            return True
+            return _Added.QUEUED
+
+    def _drop(self, address: str, sender: tuple[str, int] | None) -> _Added:
+        """Called with the lock held."""
+        now = time.monotonic()
+        self.dropped += 1
+        if self._burst is None:
+            self._burst = _DropBurst(started=now, last=now)
+            log.warning("OSC: %d timed messages are waiting for their timetags; dropping more until some are "
+                        "delivered (the event log gets a summary)", MAX_PENDING)
+            self._cond.notify()  # the thread's wait now ends in time for the summary
+        return _Added.DROPPED_TELL if self._burst.note(address, sender, now) else _Added.DROPPED
 
     def pending(self) -> int:
         with self._cond:
@@ -100,18 +180,62 @@ class _BundleScheduler:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        with self._cond:
+            summary = self._take_summary(time.monotonic(), end=True)
+        self._report(summary)
+
+    def _take_summary(self, now: float, end: bool) -> DropSummary | None:
+        """Called with the lock held: the burst's summary so far; `end` closes the burst."""
+        burst = self._burst
+        if burst is None:
+            return None
+        summary = None
+        if burst.count:
+            summary = DropSummary(burst.count, now - burst.started, dict(burst.by_address), burst.first_sender)
+        if end:
+            self._burst = None
+        else:  # a long burst: a new window, the same burst (no second warning, no second reply)
+            burst.started, burst.count, burst.by_address = now, 0, {}
+        return summary
+
+    def _summary_due(self, now: float) -> tuple[float | None, bool]:
+        """Seconds until the burst's summary is due (None: no burst), and whether it ends it."""
+        burst = self._burst
+        if burst is None:
+            return None, False
+        quiet = burst.last + DROP_QUIET_S - now
+        window = burst.started + DROP_SUMMARY_S - now
+        return min(quiet, window), quiet <= window
+
+    def _report(self, summary: DropSummary | None) -> None:
+        if summary is not None and self._on_drops is not None:
+            try:
+                self._on_drops(summary)
+            except Exception:
+                log.exception("OSC: reporting dropped timed messages failed")
 
     def _run(self) -> None:
         while True:
+            deliver: Callable[[], None] | None = None
+            summary = None
             with self._cond:
                 while not self._stopping:
+                    now_mono = time.monotonic()
+                    due, ends = self._summary_due(now_mono)
+                    if due is not None and due <= 0:
+                        summary = self._take_summary(now_mono, end=ends)
+                        break
                     wait = self._heap[0][0] - time.time() if self._heap else None
                     if wait is not None and wait <= 0:
+                        _, _, deliver = heapq.heappop(self._heap)
                         break
-                    self._cond.wait(wait)
+                    waits = [w for w in (wait, due) if w is not None]
+                    self._cond.wait(min(waits) if waits else None)
                 if self._stopping:
                     return
-                _, _, deliver = heapq.heappop(self._heap)
+            self._report(summary)
+            if deliver is None:
+                continue
             try:
                 deliver()
             except Exception:
@@ -153,8 +277,11 @@ class OscServer:
     `controls` as Control(address, args, sender). Invalid ones are answered on /jadong/error.
 
     on_event("osc", address, args, sender) for each valid message (the app rate-limits these),
-    on_event("error", source="osc", address, reason, sender) for each rejected one. Both are
-    called on the server thread.
+    on_event("error", source="osc", address, reason, sender) for each rejected one (a datagram
+    that is not OSC, a malformed packet, an unknown address or type tag, a wrong argument).
+    These are called on the server thread. Timed messages dropped because MAX_PENDING already
+    wait are summarised instead: one "error" event per burst with `dropped` (the count) and
+    `by` (per address), from the scheduler thread, and one reply per sender and burst.
     """
 
     def __init__(self, cfg: OscConfig, controls: DropOldestQueue[Control], on_event: EventHook | None = None) -> None:
@@ -168,7 +295,7 @@ class OscServer:
         self._received = self._rejected = self._malformed = self._replies_failed = 0
         self._refused = self._scheduled_bundles = 0
         self._allow = [ipaddress.ip_network(a, strict=False) for a in cfg.allow]
-        self._scheduler = _BundleScheduler()
+        self._scheduler = _BundleScheduler(on_drops=self._report_drops)
 
     # --- lifecycle -------------------------------------------------------------------
     @property
@@ -230,7 +357,8 @@ class OscServer:
     def stats(self) -> OscStats:
         with self._lock:
             return OscStats(self._received, self._rejected, self._malformed, self._replies_failed,
-                            self._refused, self._scheduled_bundles, self._scheduler.pending())
+                            self._refused, self._scheduled_bundles, self._scheduler.pending(),
+                            self._scheduler.dropped)
 
     # --- replies ---------------------------------------------------------------------
     def reply(self, target: tuple[str, int], address: str, *args: Any) -> bool:
@@ -248,7 +376,7 @@ class OscServer:
             dgram = builder.build().dgram
             server.socket.sendto(dgram, tuple(target[:2]))
             return True
-        except (OSError, ValueError, TypeError) as exc:
+        except _REPLY_ERRORS as exc:
             with self._lock:
                 self._replies_failed += 1
             log.warning("OSC: reply %s to %s failed: %s", address, target, exc)
@@ -274,6 +402,11 @@ class OscServer:
                 self._malformed += 1
             emit(self._on_event, "error", source="osc", address="", sender=_fmt_sender(sender),
                        reason=f"not an OSC message ({len(data)} bytes)")
+            return
+        try:
+            check_packet(data)  # python-osc reads short floats and unknown type tags without a word
+        except MalformedPacket as exc:
+            self._reject(sender, exc.address, exc.reason)
             return
         try:
             packet = OscPacket(data)
@@ -309,7 +442,18 @@ class OscServer:
             def deliver(m: osc_message.OscMessage = timed.message) -> None:
                 self._on_message(client, m.address, *m.params)
 
-            self._scheduler.add(timed.time, deliver)
+            address = shorten(timed.message.address, MAX_REPORTED_ADDRESS)
+            if self._scheduler.add(timed.time, deliver, address, _sender(client)) is _Added.DROPPED_TELL:
+                # Once per sender and burst: a flood of timed messages gets one answer, not thousands.
+                self._tell(_sender(client), address,
+                           f"{MAX_PENDING:,} timed messages are already waiting for their timetags; this one "
+                           "and any more are dropped until some are delivered (the event log counts them)")
+
+    def _report_drops(self, summary: DropSummary) -> None:
+        """One event for a burst of dropped timed messages (scheduler thread)."""
+        top = max(summary.by_address.items(), key=lambda kv: kv[1])[0] if summary.by_address else ""
+        emit(self._on_event, "error", source="osc", address=top, sender=summary.sender, reason=summary.reason(),
+             dropped=summary.dropped, by=summary.by_address)
 
     def _allowed(self, host: str) -> bool:
         try:
@@ -330,15 +474,9 @@ class OscServer:
         if server is None:
             return False
         try:
-            bundle = OscBundleBuilder(IMMEDIATELY)
-            for address, args in messages:
-                builder = OscMessageBuilder(address=address)
-                for a in args:
-                    builder.add_arg(a)
-                bundle.add_content(builder.build())
-            server.socket.sendto(bundle.build().dgram, tuple(target[:2]))
+            server.socket.sendto(build_bundle(messages), tuple(target[:2]))
             return True
-        except (OSError, ValueError, TypeError) as exc:
+        except _REPLY_ERRORS as exc:
             with self._lock:
                 self._replies_failed += 1
             log.debug("OSC: status to %s failed: %s", target, exc)
@@ -362,11 +500,17 @@ class OscServer:
         emit(self._on_event, "osc", address=row.path, args=list(values), sender=_fmt_sender(sender), query=query)
 
     def _reject(self, sender: tuple[str, int] | None, address: str, reason: str) -> None:
+        # Both cut short: a 65,000-character address must not become a 65,000-character
+        # event log line or a reply too big for a datagram.
+        address, reason = shorten(address, MAX_REPORTED_ADDRESS), shorten(reason, MAX_REASON_CHARS)
         with self._lock:
             self._rejected += 1
         emit(self._on_event, "error", source="osc", address=address, reason=reason, sender=_fmt_sender(sender))
-        # Never answer an error with an error: two programs that reply from their listening
-        # ports (two Jadongs, say) would otherwise bounce it between them forever.
+        self._tell(sender, address, reason)
+
+    def _tell(self, sender: tuple[str, int] | None, address: str, reason: str) -> None:
+        """The /jadong/error reply. Never an error answered with an error: two programs that
+        reply from their listening ports (two Jadongs, say) would bounce it between them forever."""
         if sender is not None and address.lower() != ERROR_ADDRESS and not self._is_self(sender):
             self.reply(sender, ERROR_ADDRESS, address, reason)
 
@@ -374,6 +518,17 @@ class OscServer:
         server = self._server
         return server is not None and sender == tuple(server.socket.getsockname()[:2])
 
+
+
+def build_bundle(messages: list[tuple[str, tuple[Any, ...]]]) -> bytes:
+    """Several messages as one immediate OSC bundle (the status feedback)."""
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for address, args in messages:
+        builder = OscMessageBuilder(address=address)
+        for a in args:
+            builder.add_arg(a)
+        bundle.add_content(builder.build())
+    return bundle.build().dgram
 
 
 def _sender(client: Any) -> tuple[str, int] | None:

@@ -20,9 +20,9 @@ from typing import Any
 
 from installation.core.messages import Control, GenerationParams, Prompt
 from installation.core.text import clean_words
-from installation.show import PROJECT_ROOT, SHOWS_DIR, Cue, PromptConfig, Show, ShowError
+from installation.show import MAX_PROMPT_CHARS, PROJECT_ROOT, SHOWS_DIR, Cue, PromptConfig, Show, ShowError
 
-from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES
+from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES, STATUS_TEXT_MAX_BYTES, fit_utf8, shorten
 from .capture import CaptureError, save_capture
 from .host import Sender, ShowHost
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CAPTURES_DIR = PROJECT_ROOT / "captures"
 SHOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_REASON_CHARS = 1000  # a refusal sent back and kept as last_error: a sentence, never a dump
 
 
 class ControlError(ValueError):
@@ -58,6 +59,11 @@ class ShowState:
 def initial_prompt(cfg: PromptConfig) -> Prompt:
     """The show's starting prompt: what is painted before anyone speaks or cues."""
     return Prompt(text=cfg.initial, negative=cfg.negative, source="show")
+
+
+def _fit(value: Any) -> Any:
+    """A status value as sent: strings cut to STATUS_TEXT_MAX_BYTES, everything else as is."""
+    return fit_utf8(value, STATUS_TEXT_MAX_BYTES) if isinstance(value, str) else value
 
 
 def shows_available() -> list[str]:
@@ -166,6 +172,7 @@ class ShowControl:
             self.refuse(control, f"could not be done: {type(exc).__name__}: {exc}")
 
     def refuse(self, control: Control, reason: str) -> None:
+        reason = shorten(reason, MAX_REASON_CHARS)  # a show file's error can be long; a reply must fit a datagram
         self.state.last_error = f"{control.address}: {reason}"
         # Through the host's event hook, which rate-limits: a controller hammering a refused address must not
         # write a log line per message.
@@ -201,7 +208,12 @@ class ShowControl:
         if not clean_words(words):
             raise ControlError("expected some words to append")
         base = clean_words(self.state.words) or clean_words(self.state.prompt.text)
-        self.state.words = f"{base}, {clean_words(words)}" if base else words
+        combined = f"{base}, {clean_words(words)}" if base else words
+        if len(combined) > MAX_PROMPT_CHARS:
+            # Appending again and again must not grow the prompt without end.
+            raise ControlError(f"the prompt would be {len(combined)} characters; at most {MAX_PROMPT_CHARS} "
+                               "characters are accepted (send /jadong/prompt with fewer words)")
+        self.state.words = combined
         self.paint("osc")
 
     def clear_prompt(self) -> None:
@@ -334,7 +346,9 @@ class ShowControl:
 
     # --- status -------------------------------------------------------------------------------
     def status_values(self) -> list[tuple[str, tuple[Any, ...]]]:
-        """Every /jadong/status/... address with its value now (STATUS_ADDRESSES, in order)."""
+        """Every /jadong/status/... address with its value now (STATUS_ADDRESSES, in order).
+        Strings are cut to STATUS_TEXT_MAX_BYTES, so the bundle fits one datagram whatever the
+        state holds (a long transcript, an error from a show file)."""
         run = self.host.runtime_status()
         values: dict[str, tuple[Any, ...]] = {
             "/jadong/status/fps/display": (float(run.rates.get("display", 0.0)),),
@@ -348,4 +362,4 @@ class ShowControl:
             "/jadong/status/error": (self.state.last_error,),
             "/jadong/status/dropped": (int(run.dropped),),
         }
-        return [(address, values[address]) for address in STATUS_ADDRESSES]
+        return [(address, tuple(_fit(v) for v in values[address])) for address in STATUS_ADDRESSES]

@@ -269,7 +269,7 @@ def test_status_fits_one_small_datagram_whatever_the_state():
     from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
 
     host = LongStatusHost()
-    long_name = "n" * MAX_NAME_CHARS
+    long_name = "𝄞" * MAX_NAME_CHARS
     ctl = control_for(host, cues=[{"name": long_name, "prompt": "a dawn"}])
     send(ctl, "/jadong/cue/go", 1)
     huge = "𝄞" * 70_000

@@ -516,7 +516,7 @@ def test_dropped_timed_messages_are_summarised_not_warned_one_by_one(controls, e
                 c._sock.bind(("127.0.0.1", 0))
                 later = time.time() + 600
                 for _ in range(6):
-                    c.send(OscMessage(_timed_bundle(later, 4)))  # 24 timed messages: 5 wait, 19 dropped
+                    c._sock.sendto(_timed_bundle(later, 4), ("127.0.0.1", srv.port))  # 24: 5 wait, 19 dropped
                 reply = next_reply(c)
                 assert reply.params[0] == "/jadong/seed" and "5 timed messages" in reply.params[1]
                 assert _wait_for(lambda: any("dropped" in e["reason"] for e in events.of("error")))
@@ -529,3 +529,30 @@ def test_dropped_timed_messages_are_summarised_not_warned_one_by_one(controls, e
     [summary] = [e for e in events.of("error") if "dropped" in e["reason"]]
     assert summary["source"] == "osc" and summary["dropped"] == 19
     assert summary["address"] == "/jadong/seed" and "19 timed messages dropped" in summary["reason"]
+
+
+def test_a_long_drop_burst_is_summarised_every_window_with_one_warning(monkeypatch, caplog):
+    import time
+
+    from installation.control import osc
+
+    monkeypatch.setattr(osc, "MAX_PENDING", 1)
+    monkeypatch.setattr(osc, "DROP_SUMMARY_S", 0.15)
+    summaries: list = []
+    scheduler = osc._BundleScheduler(on_drops=summaries.append)
+    scheduler.start()
+    try:
+        with caplog.at_level("WARNING", logger="installation.control.osc"):
+            assert scheduler.add(time.time() + 600, lambda: None, "/jadong/seed", ("127.0.0.1", 1)) is osc._Added.QUEUED
+            told = []
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                told.append(scheduler.add(time.time() + 600, lambda: None, "/jadong/seed", ("127.0.0.1", 1)))
+                time.sleep(0.005)
+            assert _wait_for(lambda: len(summaries) >= 3)
+    finally:
+        scheduler.stop()
+    assert told[0] is osc._Added.DROPPED_TELL and set(told[1:]) == {osc._Added.DROPPED}  # one reply per burst
+    assert sum(s.dropped for s in summaries) == len(told) == scheduler.dropped
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    assert summaries[0].by_address == {"/jadong/seed": summaries[0].dropped}
