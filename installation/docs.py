@@ -38,10 +38,11 @@ def _type_name(annotation: Any) -> str:
 def _constraints(info) -> str:
     parts = []
     for meta in info.metadata:
-        for key, word in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("multiple_of", "multiple of")):
+        for key, word in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("multiple_of", "multiple of"),
+                          ("max_length", "at most")):
             value = getattr(meta, key, None)
             if value is not None:
-                parts.append(f"{word} {value}")
+                parts.append(f"{word} {value} characters" if key == "max_length" else f"{word} {value}")
     return ", ".join(parts)
 
 

@@ -7,11 +7,25 @@ A broken show file fails loudly, naming the file, the field and what was expecte
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
+import re
 import tomllib
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHOWS_DIR = PROJECT_ROOT / "shows"
@@ -23,6 +37,13 @@ DEFAULT_SHOW = SHOWS_DIR / "default.toml"
 # the bounds keep status replies inside one UDP datagram and the event log a sane size.
 MAX_PROMPT_CHARS = 1000  # prompts, negative prompts, templates, captions
 MAX_NAME_CHARS = 100  # cue, style and show names
+# Every other string (paths, model ids, URLs, word lists, notes) is bounded by the longest path a
+# file system takes, so that no string in a show is unbounded.
+MAX_TEXT_CHARS = 4096
+# A show file is a few kilobytes; reading stops here (a path to /dev/zero must not eat the memory).
+MAX_SHOW_CHARS = 1 << 20
+# A file with hundreds of mistakes is reported by its first few; the rest are counted.
+MAX_REPORTED_ERRORS = 20
 
 
 class ShowError(ValueError):
@@ -30,15 +51,111 @@ class ShowError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a NaN passes every ge/le check (all comparisons with it are false), so
+    # `fps = nan` would otherwise reach the presenter.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False,
+                              str_max_length=MAX_TEXT_CHARS)
 
 
-DeviceOrPath = int | str
+def _quote(text: str, limit: int = 60) -> str:
+    """Text as TOML (and JSON) writes a string, cut short and with every unprintable character
+    escaped (line breaks such as U+2028 included): fit for one line of an error message."""
+    quoted = json.dumps(text if len(text) <= limit else text[:limit] + "…", ensure_ascii=False)
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in quoted)
+
+
+def _echo(value: object) -> str:
+    """A value as an error message shows it: short, and NaN and infinity said in words."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} ({'not a number' if math.isnan(value) else 'infinite'})"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit for printing
+        return "a number too long to print"
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+# --- templates -------------------------------------------------------------------------
+
+TEMPLATE_HELP = "the only placeholder is {speech} (write {{ or }} for a literal brace)"
+
+
+def _template_error(template: str) -> str | None:
+    """What is wrong with a prompt template, or None. Stricter than str.format, whose
+    placeholders can also read attributes ({speech.upper}) and items: only a bare {speech} is
+    a placeholder, so a template accepted here always formats."""
+    shown = _quote(template, 120)
+    found = False
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if char in "{}" and template[i + 1:i + 2] == char:  # {{ and }} are literal braces
+            i += 2
+        elif char == "}":
+            return f'{shown} has a lone "}}" at character {i + 1}; {TEMPLATE_HELP}'
+        elif char == "{":
+            end = template.find("}", i + 1)
+            reopened = template.find("{", i + 1)
+            if end < 0 or 0 <= reopened < end:
+                return f'{shown} has a "{{" at character {i + 1} that is never closed; {TEMPLATE_HELP}'
+            name = template[i + 1:end]
+            if name != "speech":
+                return f"{shown} has the unknown placeholder {{{name}}}; {TEMPLATE_HELP}"
+            found = True
+            i = end + 1
+        else:
+            i += 1
+    if not found:
+        return f"expected a template containing {{speech}}, e.g. \"{{speech}}, ink wash painting\", got {shown}"
+    return None
+
+
+def _check_template(template: str) -> str:
+    error = _template_error(template)
+    if error:
+        raise ValueError(error)
+    return template
+
+
+def _check_name(name: str) -> str:
+    """Names a performer types over OSC: surrounding spaces are stripped there, so a name
+    with them could never be chosen."""
+    if not name:
+        raise ValueError("expected a name, got an empty string")
+    if name != name.strip():
+        raise ValueError(f"expected no spaces at the start or end, got {_quote(name)}")
+    return name
+
+
+def _check_cue_name(name: str) -> str:
+    _check_name(name)
+    if name.isdigit():  # /jadong/cue/go reads digits as a cue number, so this name could not be fired
+        raise ValueError(f"{_quote(name)} would be read as a cue number; give the cue a name with a letter in it")
+    return name
+
+
+def _device_or_path(value: Any) -> int | str:
+    # A plain validator rather than `int | str`: one clear message, and no union member names
+    # ("int", "str") in the error's location.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"expected at most {MAX_TEXT_CHARS} characters, got {len(value)}")
+        return value
+    raise ValueError(f"expected a device index or a file, URL or \"none\", got {_echo(value)}")
+
+
+PromptText = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+Template = Annotated[str, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(_check_template)]
+StyleName = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_name)]
+CueName = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_cue_name)]
+DeviceOrPath = Annotated[int | str, PlainValidator(_device_or_path)]
 
 
 class ShowInfo(_Section):
-    name: str = Field("untitled", description="Short name, shown in logs and status.")
-    title: str = Field("", description="Shown on the starting card.")
+    name: str = Field("untitled", max_length=MAX_NAME_CHARS, description="Short name, shown in logs and status.")
+    title: str = Field("", max_length=MAX_PROMPT_CHARS, description="Shown on the starting card.")
     description: str = Field("", description="Free text for the people who run the show.")
 
 
@@ -103,7 +220,8 @@ class ModerationConfig(_Section):
     action: Literal["flag", "replace", "drop"] = Field(
         "replace", description="flag: paint as said and log; replace: swap listed words for `replacement`; "
         "drop: paint nothing from that utterance.")
-    replacement: str = Field("flowers", description="What a listed word becomes with action = \"replace\".")
+    replacement: str = Field("flowers", max_length=MAX_PROMPT_CHARS,
+                             description="What a listed word becomes with action = \"replace\".")
     lists: list[str] = Field(
         ["en", "ko"], description="Word lists: a language code (assets/moderation/CODE.txt) or a file relative to the project.")
     extra_words: list[str] = Field([], description="More words and phrases to match, in any language.")
@@ -111,20 +229,10 @@ class ModerationConfig(_Section):
 
 
 class PromptConfig(_Section):
-    template: str = Field("{speech}", description="The prompt; {speech} is replaced by the visitor's words.")
-    initial: str = Field("a quiet garden at dawn, soft light", description="The prompt before anyone speaks.")
-    negative: str = Field("", description="Negative prompt (models with guidance only).")
-
-    @field_validator("template")
-    @classmethod
-    def _template_has_speech(cls, v: str) -> str:
-        if "{speech}" not in v:
-            raise ValueError("expected a template containing {speech}, e.g. \"{speech}, ink wash painting\"")
-        try:
-            v.format(speech="x")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"expected only the placeholder {{speech}}; {exc!s} is not known") from None
-        return v
+    template: Template = Field("{speech}", description="The prompt; {speech} is replaced by the visitor's words "
+                               "({{ and }} are literal braces).")
+    initial: PromptText = Field("a quiet garden at dawn, soft light", description="The prompt before anyone speaks.")
+    negative: PromptText = Field("", description="Negative prompt (models with guidance only).")
 
 
 class GeneratorConfig(_Section):
@@ -170,6 +278,15 @@ class GeneratorConfig(_Section):
     seed_drift: float = Field(0.0, ge=0.0, le=1.0, description="How fast the noise walks by itself (seeds per second); moves a txt2img picture.")
     still_image: str = Field("", description="feedback mode: the image to bring to life (relative to the project); empty: the camera.")
 
+    @field_validator("prepare_steps")
+    @classmethod
+    def _steps_in_range(cls, v: list[int]) -> list[int]:
+        # Each one is prepared at start, as `steps` would be: a count past 50 (or below 1) could not run.
+        wrong = [n for n in v if not 1 <= n <= 50]
+        if wrong:
+            raise ValueError(f"expected step counts from 1 to 50, as for `steps`, got {_echo(wrong)}")
+        return v
+
 
 class DisplayConfig(_Section):
     mode: Literal["fullscreen", "windowed", "headless"] = Field(
@@ -189,7 +306,7 @@ class DisplayConfig(_Section):
 def _host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected \"host:port\" such as \"127.0.0.1:9001\", got {value!r}")
+        raise ValueError(f"expected \"host:port\" such as \"127.0.0.1:9001\", got {_echo(value)}")
     return host.strip("[]"), int(port)
 
 
@@ -212,7 +329,8 @@ class OscConfig(_Section):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"expected IP addresses or subnets such as \"192.168.1.0/24\", got {entry!r}") from None
+                raise ValueError("expected IP addresses or subnets such as \"192.168.1.0/24\", "
+                                 f"got {_echo(entry)}") from None
         return v
 
     @field_validator("status_targets")
@@ -229,10 +347,11 @@ class OscConfig(_Section):
 class Cue(_Section):
     """One cue: what changes when the performer fires it. Unset keys leave things as they are."""
 
-    name: str = Field(description="What the performer calls it (/jadong/cue/go NAME); unique in the show.")
-    prompt: str | None = Field(None, description="Paint these words.")
-    style: str | None = Field(None, description="A style from [styles].")
-    negative: str | None = Field(None, description="Negative prompt.")
+    name: CueName = Field(description="What the performer calls it (/jadong/cue/go NAME); unique in the show, "
+                          "ignoring case, and not only digits (those are cue numbers).")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="Paint these words.")
+    style: str | None = Field(None, max_length=MAX_NAME_CHARS, description="A style from [styles].")
+    negative: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="Negative prompt.")
     strength: float | None = Field(None, ge=0, le=1, description="img2img strength.")
     steps: int | None = Field(None, ge=1, le=50, description="Denoising steps.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Noise seed.")
@@ -240,7 +359,8 @@ class Cue(_Section):
     mode: Literal["img2img", "txt2img", "feedback"] | None = Field(None, description="Generation mode.")
     blend_s: float | None = Field(None, ge=0, le=60, description="Seconds a new prompt takes to blend in.")
     crossfade_s: float | None = Field(None, ge=0, le=30, description="Display crossfade seconds.")
-    caption: str | None = Field(None, description="Caption text to show (\"\" clears it).")
+    caption: str | None = Field(None, max_length=MAX_PROMPT_CHARS,
+                                description="Caption text to show (\"\" clears it).")
     listen: bool | None = Field(None, description="Listen to the microphone from this cue on.")
     blackout: bool | None = Field(None, description="Fade to black (true) or back (false).")
     fade_s: float | None = Field(None, ge=0, le=60, description="Blackout fade seconds for this cue.")
@@ -256,33 +376,27 @@ class Show(_Section):
     generator: GeneratorConfig = GeneratorConfig()
     display: DisplayConfig = DisplayConfig()
     osc: OscConfig = OscConfig()
-    styles: dict[str, str] = Field(
+    styles: dict[StyleName, Template] = Field(
         {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "
         "each contains {speech}.")
     cues: list[Cue] = Field([], description="The show's cues, in order: one [[cues]] table each; a performer fires them with /jadong/cue/go, /next and /prev.")
 
-    @field_validator("styles")
-    @classmethod
-    def _styles_have_speech(cls, v: dict[str, str]) -> dict[str, str]:
-        for name, template in v.items():
-            if "{speech}" not in template:
-                raise ValueError(f"style {name!r}: expected a template containing {{speech}}")
-            try:
-                template.format(speech="x")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"style {name!r}: expected only the placeholder {{speech}}; {exc!s} is not known") from None
-        return v
-
     @model_validator(mode="after")
     def _cues_consistent(self) -> Show:
-        seen = set()
+        problems = []
+        seen: dict[str, int] = {}
         for i, cue in enumerate(self.cues):
-            if cue.name in seen:
-                raise ValueError(f"cues[{i}].name: {cue.name!r} is used by an earlier cue; cue names must be unique")
-            seen.add(cue.name)
+            label = cue_label(i, cue.name)
+            # A performer fires cues by name ignoring case, so "Storm" after "storm" could never be fired.
+            earlier = seen.setdefault(cue.name.lower(), i)
+            if earlier != i:
+                problems.append(f"{label}.name: cue {earlier + 1} is already called {_quote(self.cues[earlier].name)}; "
+                                "cue names must differ by more than case")
             if cue.style is not None and cue.style not in self.styles:
-                raise ValueError(f"cues[{i}].style: {cue.style!r} is not in [styles] "
-                                 f"(known: {', '.join(self.styles) or 'none'})")
+                problems.append(f"{label}.style: {_quote(cue.style)} is not in [styles] "
+                                f"(known: {', '.join(self.styles) or 'none'})")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     # Where the show came from, for messages and relative paths.
@@ -291,70 +405,156 @@ class Show(_Section):
 
 # --- loading ---------------------------------------------------------------------------
 
+UNKNOWN_FIELD = "no such field (check the spelling; see the README's show file reference)"
+
 _EXPECTED = {
     "int_type": "an integer",
     "int_parsing": "an integer",
+    "int_from_float": "an integer",
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
     "string_type": "a string",
-    "extra_forbidden": "no such field (check the spelling; see the README's show file reference)",
+    "list_type": "a list",
     "missing": "a value",
     "model_type": "a table",
+    "model_attributes_type": "a table",
     "dict_type": "a table",
 }
+_RANGES = {
+    "greater_than_equal": ("ge", "a value of at least {}"),
+    "less_than_equal": ("le", "a value of at most {}"),
+    "greater_than": ("gt", "a value greater than {}"),
+    "less_than": ("lt", "a value less than {}"),
+    "multiple_of": ("multiple_of", "a multiple of {}"),
+}
+# Errors about a number: their message gives the field's whole range ("an integer from 1 to 50").
+_NUMBER_ERRORS = {"int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "finite_number",
+                  *_RANGES}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML key that needs no quotes
 
 
-def _describe(err: dict, section: BaseModel | None = None) -> str:
-    # Union members add their type name to the location; drop it, a user never wrote it.
-    loc = ""
-    for part in err["loc"]:
-        if part in ("int", "str"):
+def cue_label(index: int, name: object = None) -> str:
+    """A cue as errors name it: its place in the file, then the number and name a performer
+    fires it by (OSC cue numbers count from 1), e.g. `cues[2] (cue 3, "storm")`."""
+    named = f", {_quote(name, 40)}" if isinstance(name, str) else ""
+    return f"cues[{index}] (cue {index + 1}{named})"
+
+
+def _cue_name(data: dict, index: int) -> object:
+    cues = data.get("cues")
+    cue = cues[index] if isinstance(cues, list) and index < len(cues) else None
+    return cue.get("name") if isinstance(cue, dict) else None
+
+
+def _location(loc: tuple, data: dict) -> str:
+    """An error's location as the show's author wrote it: `display.fps`, `osc.allow[1]`,
+    `styles."my style"`, `cues[2] (cue 3, "storm").prompt`."""
+    text = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            text = cue_label(part, _cue_name(data, part)) if loc[:i] == ("cues",) else f"{text}[{part}]"
+        elif part == "[key]" and i == 2 and loc[0] == "styles":  # pydantic's mark for a bad dict key
+            text += " (the name)"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else _quote(part, 40)
+            text += f".{key}" if text else key
+    return text
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _field_at(loc: tuple) -> FieldInfo | None:
+    """The schema's field at an error's location (list indexes skipped), or None."""
+    model: type[BaseModel] | None = Show
+    info = None
+    for part in loc:
+        if isinstance(part, int):
             continue
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-    kind = err["type"]
-    got = err.get("input")
-    ctx = err.get("ctx") or {}
-    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than", "multiple_of"):
-        expected = {
-            "greater_than_equal": f"a value of at least {ctx.get('ge')}",
-            "less_than_equal": f"a value of at most {ctx.get('le')}",
-            "greater_than": f"a value greater than {ctx.get('gt')}",
-            "less_than": f"a value less than {ctx.get('lt')}",
-            "multiple_of": f"a multiple of {ctx.get('multiple_of')}",
-        }[kind]
-    elif kind in ("literal_error", "enum"):
-        expected = f"one of {ctx.get('expected')}"
-    elif kind == "value_error":
-        expected = str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
-        return f"{loc}: {expected}" if loc else expected
-    else:
-        expected = _EXPECTED.get(kind, err["msg"])
-    loc = loc or "(top level)"
+        if model is None or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        model = _model_of(info.annotation)
+    return info
+
+
+def _number_expected(info: FieldInfo) -> str | None:
+    """What a number field takes, in words: `an integer from 1 to 50`, `a number greater than
+    0 and at most 240`, `a multiple of 8 from 64 to 2048`; None for a field that is no number."""
+    kinds = (info.annotation, *typing.get_args(info.annotation))
+    if int not in kinds and float not in kinds:
+        return None
+    limits = {key: getattr(meta, key) for meta in info.metadata for key in ("ge", "gt", "le", "lt", "multiple_of")
+              if getattr(meta, key, None) is not None}
+    noun = "an integer" if int in kinds else "a number"
+    if "multiple_of" in limits:
+        noun = f"a multiple of {limits['multiple_of']}"
+    if "ge" in limits and "le" in limits:
+        return f"{noun} from {limits['ge']} to {limits['le']}"
+    words = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}
+    bounds = " and ".join(f"{words[key]} {limits[key]}" for key in words if key in limits)
+    return f"{noun} {bounds}".rstrip()
+
+
+def _describe(err: Any, data: dict) -> str:
+    """One validation error as a line (or, for the cross-checks of cues, lines) a show's author reads."""
+    loc = _location(err["loc"], data) or "(top level)"
+    kind, got, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "value_error":
+        reason = str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
+        return f"{loc}: {reason}" if err["loc"] else reason
     if kind == "extra_forbidden":
-        return f"{loc}: {expected}"
+        return f"{loc}: {UNKNOWN_FIELD}"
     if kind == "missing":
-        return f"{loc}: expected {expected}, but it is missing"
-    return f"{loc}: expected {expected}, got {got!r}"
+        return f"{loc}: expected a value, but it is missing"
+    if kind == "string_too_long":
+        return f"{loc}: expected at most {ctx['max_length']} characters, got {len(got)}"
+    info = _field_at(err["loc"]) if kind in _NUMBER_ERRORS else None
+    expected = _number_expected(info) if info is not None else None
+    if expected is None and kind in _RANGES:
+        key, words = _RANGES[kind]
+        expected = words.format(ctx.get(key))
+    elif expected is None and kind in ("literal_error", "enum"):
+        expected = f"one of {ctx.get('expected')}"
+    elif expected is None:
+        expected = _EXPECTED.get(kind) or str(err["msg"]).removeprefix("Input should be ")
+    return f"{loc}: expected {expected}, got {_echo(got)}"
 
 
-def _unique_errors(exc: ValidationError) -> list[dict]:
-    """Union fields (int | str) report one error per member; keep one per location."""
-    seen: dict[tuple, dict] = {}
+def _unique_errors(exc: ValidationError) -> list[Any]:
+    """One error per location: the first says enough."""
+    seen: dict[tuple, Any] = {}
     for err in exc.errors():
-        key = tuple(p for p in err["loc"] if p not in ("int", "str"))
-        seen.setdefault(key, err)
+        seen.setdefault(tuple(err["loc"]), err)
     return list(seen.values())
 
 
+def _report(path: Path | str, problems: list[str]) -> str:
+    lines = [f"{path}: {problem}" for problem in problems[:MAX_REPORTED_ERRORS]]
+    if len(problems) > MAX_REPORTED_ERRORS:
+        lines.append(f"{path}: ... and {len(problems) - MAX_REPORTED_ERRORS} more errors")
+    return "\n".join(lines)
+
+
 def parse_show(data: dict, path: Path | str = "<show>") -> Show:
+    """A show from its file's tables. TOML's types are taken strictly: `hud = "yes"` or
+    `steps = true` is a mistake to report, not true and 1 (an integer is a fine number)."""
+    # `path` is the loader's own field (where the show came from); a file cannot set it.
+    problems = [f"path: {UNKNOWN_FIELD}"] if "path" in data else []
     try:
-        show = Show.model_validate(data)
+        show = Show.model_validate({k: v for k, v in data.items() if k != "path"}, strict=True)
     except ValidationError as exc:
-        lines = [f"{path}: {_describe(e)}" for e in _unique_errors(exc)]
-        raise ShowError("\n".join(lines)) from None
-    show.path = Path(path) if not isinstance(path, Path) else path
+        problems += [line for err in _unique_errors(exc) for line in _describe(err, data).split("\n")]
+    if problems:
+        raise ShowError(_report(path, problems))
+    show.path = Path(path)
     return show
 
 
@@ -376,17 +576,77 @@ def resolve_show_path(name_or_path: str | Path | None) -> Path:
 
 def load_show(name_or_path: str | Path | None = None) -> Show:
     path = resolve_show_path(name_or_path)
+    return parse_show(_parse_toml(_read_show_text(path), path), path)
+
+
+def _read_show_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors may start the file with a byte-order mark, which TOML refuses.
+        with path.open(encoding="utf-8-sig") as file:
+            text = file.read(MAX_SHOW_CHARS + 1)
     except FileNotFoundError:
         raise ShowError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ShowError(f"{path}: cannot be read as UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    except OSError as exc:
         raise ShowError(f"{path}: cannot be read ({exc})") from None
+    if len(text) > MAX_SHOW_CHARS:
+        raise ShowError(f"{path}: longer than {MAX_SHOW_CHARS:,} characters; a show file is a few kilobytes "
+                        "(is this the right file?)")
+    return text
+
+
+_TOML_AT = re.compile(r" \(at line (\d+), column (\d+)\)$")
+_TOML_AT_END = " (at end of document)"
+_LONG_NUMBER = re.compile(r"[0-9A-Fa-f_]{4300,}")  # past int()'s digit limit
+
+
+def _parse_toml(text: str, path: Path) -> dict:
+    """The file's tables; a syntax error names its line (and column where TOML knows it)."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ShowError(f"{path}: not valid TOML: {exc}") from None
-    return parse_show(data, path)
+        where, reason = _toml_position(str(exc), text)
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        where, reason = f"line {_deepest_line(text)}", "arrays or tables nested too deeply"
+    except ValueError as exc:  # tomllib lets int()'s digit limit through, unlocated
+        where, reason = _long_number(text) or ("", str(exc))
+    raise ShowError(f"{path}: {where + ': ' if where else ''}not valid TOML: {reason}")
+
+
+def _long_number(text: str) -> tuple[str, str] | None:
+    number = _LONG_NUMBER.search(text)
+    if number is None:
+        return None
+    line = text.count("\n", 0, number.start()) + 1
+    return f"line {line}", f"a number of {len(number[0].replace('_', ''))} digits"
+
+
+def _toml_position(message: str, text: str) -> tuple[str, str]:
+    """tomllib's message split into where ("line 3, column 5") and what."""
+    at = _TOML_AT.search(message)
+    if at:
+        return f"line {at[1]}, column {at[2]}", message[:at.start()]
+    if message.endswith(_TOML_AT_END):
+        last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        return f"line {last}", message.removesuffix(_TOML_AT_END) + " at the end of the file"
+    return "", message
+
+
+def _deepest_line(text: str) -> int:
+    """Where brackets nest deepest (strings not told apart: a pointer for the reader, no more)."""
+    depth = deepest = 0
+    line = deepest_line = 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, deepest_line = depth, line
+        elif char in "]}":
+            depth -= 1
+    return deepest_line
 
 
 def resolve_path(value: str) -> Path:

@@ -24,9 +24,16 @@ def test_default_show_loads():
     assert show.path.name == "default.toml"
 
 
-def test_every_bundled_show_loads(project_root):
-    for path in (project_root / "shows").glob("*.toml"):
-        load_show(path)
+BUNDLED = sorted((Path(__file__).resolve().parent.parent / "shows").glob("*.toml"))
+
+
+def test_the_bundled_shows_are_found():
+    assert {"default", "gallery", "performance"} <= {p.stem for p in BUNDLED}
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_every_bundled_show_loads(path):
+    assert load_show(path).path == path
 
 
 @pytest.mark.parametrize(
@@ -40,7 +47,8 @@ def test_every_bundled_show_loads(project_root):
          "display.mode: expected one of 'fullscreen', 'windowed' or 'headless', got 'big'"),
         ("[display]\nfullscren = true\n", "display.fullscren: no such field"),
         ("[prompt]\ntemplate = 'ink wash'\n", "prompt.template: expected a template containing {speech}"),
-        ("[prompt]\ntemplate = '{speech} {style}'\n", "prompt.template: \"{speech} {style}\" has the unknown placeholder {style}"),
+        ("[prompt]\ntemplate = '{speech} {style}'\n",
+         "prompt.template: \"{speech} {style}\" has the unknown placeholder {style}"),
         ("[osc]\nport = 70000\n", "osc.port: expected an integer from 0 to 65535, got 70000"),
         ("[camera]\nsource = 1.5\n", "camera.source: expected"),
         ("[camra]\nsource = 0\n", "camra: no such field"),
@@ -144,7 +152,8 @@ def test_cue_text_is_bounded(tmp_path, key):
 
 
 def test_other_strings_are_bounded_too(tmp_path):
-    message = fails(tmp_path, f"[generator]\nmodel = '{'m' * 5000}'\n[speech]\nhallucination_phrases = ['{'h' * 5000}']\n")
+    message = fails(tmp_path, f"[generator]\nmodel = '{'m' * 5000}'\n"
+                              f"[speech]\nhallucination_phrases = ['{'h' * 5000}']\n")
     assert "generator.model: expected at most 4096 characters, got 5000" in message
     assert "speech.hallucination_phrases[0]: expected at most 4096 characters, got 5000" in message
     assert "camera.source: expected" in fails(tmp_path, f"[camera]\nsource = '{'c' * 5000}'\n")
@@ -204,6 +213,7 @@ def test_nan_fps_names_its_range(tmp_path):
         "display.fps: expected a number greater than 0 and at most 240, got inf (infinite)")
 
 
+UNKNOWN = "no such field (check the spelling; see the README's show file reference)"
 CUES = "[[cues]]\nname = 'dawn'\n[[cues]]\nname = 'voices'\n[[cues]]\nname = 'storm'\n"
 
 
@@ -211,7 +221,7 @@ CUES = "[[cues]]\nname = 'dawn'\n[[cues]]\nname = 'voices'\n[[cues]]\nname = 'st
     "extra, expected",
     [
         ("strength = 2\n", 'cues[2] (cue 3, "storm").strength: expected a number from 0 to 1, got 2'),
-        ("stength = 2\n", 'cues[2] (cue 3, "storm").stength: no such field'),
+        ("stength = 2\n", 'cues[2] (cue 3, "storm").stength: ' + UNKNOWN),
         ("style = 'nein'\n", 'cues[2] (cue 3, "storm").style: "nein" is not in [styles] (known: none)'),
         ("[[cues]]\nname = 'Storm'\n",
          'cues[3] (cue 4, "Storm").name: cue 3 is already called "storm"; cue names must differ by more than case'),
@@ -265,7 +275,8 @@ def test_path_is_not_a_show_field(tmp_path):
     "body, expected",
     [
         ("[generator]\nseed = " + "9" * 5000 + "\n", "line 2: not valid TOML: a number of 5000 digits"),
-        ("[generator]\nprepare_steps = " + "[" * 2000 + "\n", "line 2: not valid TOML: nested too deeply"),
+        ("[generator]\nprepare_steps = " + "[" * 2000 + "\n",
+         "line 2: not valid TOML: arrays or tables nested too deeply"),
         ("[show]\nname = 'x\n", "line 2: not valid TOML: "),
         ("[show]\nname = \n", "line 2, column 8: not valid TOML: "),
     ],
@@ -276,7 +287,7 @@ def test_toml_errors_name_the_line(tmp_path, body, expected):
 
 def test_huge_file_is_refused_without_reading_it_all(tmp_path):
     message = fails(tmp_path, "# x\n" * 300_000)
-    assert message.startswith("larger than") and "a show file is a few kilobytes" in message
+    assert message.startswith("longer than") and "a show file is a few kilobytes" in message
 
 
 def test_many_errors_are_summarised(tmp_path):
@@ -293,3 +304,24 @@ def test_echoed_values_are_short(tmp_path):
 def test_odd_keys_are_quoted_as_toml_writes_them(tmp_path):
     message = fails(tmp_path, '[display]\n"big screen" = 1\n')
     assert message.startswith('display."big screen": no such field'), message
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    """Windows editors may save UTF-8 with a byte-order mark; TOML itself refuses it."""
+    path = write(tmp_path, "\ufeff[show]\nname = 'bom'\n", "bom.toml")
+    assert load_show(path).show.name == "bom"
+
+
+def test_prepare_steps_are_step_counts(tmp_path):
+    assert fails(tmp_path, "[generator]\nprepare_steps = [2, 0, 1000000000]\n") == (
+        "generator.prepare_steps: expected step counts from 1 to 50, as for `steps`, got [0, 1000000000]")
+    assert parse_show({"generator": {"prepare_steps": [1, 4, 50]}}).generator.prepare_steps == [1, 4, 50]
+
+
+def test_a_file_that_is_not_utf8_says_so(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("[show]\nname = 'café'\n".encode("latin-1"))
+    with pytest.raises(ShowError) as info:
+        load_show(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot be read as UTF-8 text (") and "save it as UTF-8" in message

@@ -228,8 +228,11 @@ class ShowControl:
         self.host.publish_prompt(self.state.prompt)
 
     def set_style(self, name: str) -> None:
-        name = name.strip()
         styles = self.show.styles
+        # Matched like cue names: spaces and case do not matter (a show cannot hold two styles
+        # that differ only by case).
+        by_lower = {known.lower(): known for known in styles}
+        name = by_lower.get(name.strip().lower(), name.strip())
         if name and name not in styles:
             raise ControlError(f"no style {name!r} in this show (known: {', '.join(styles) or 'none'})")
         self.state.style = name

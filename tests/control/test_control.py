@@ -308,3 +308,10 @@ def test_long_refusal_reasons_are_cut_for_the_reply():
     ctl.refuse(Control(address="/jadong/show", args=("x",), sender=PEER), "r" * 20_000)
     assert len(host.errors()[0][3]) <= 1000 and host.errors()[0][3].endswith("…")
     assert len(ctl.state.last_error) < 1100
+
+
+def test_style_names_match_like_cue_names_whatever_the_case():
+    """Show files refuse style names that differ only by case, so OSC may match them that way."""
+    ctl = control_for(RecordingHost())
+    send(ctl, "/jadong/style", "  NEON ")
+    assert ctl.state.style == "neon"
