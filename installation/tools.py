@@ -1,14 +1,30 @@
-"""The tools beside the show: devices, check, tiny-model, fetch-models."""
+"""The tools beside the show: devices, check, tiny-model, fetch-models.
+
+`check` asks, for each thing a show needs, whether this machine has it: each question is a
+small function answering `CheckResult`s (need, ok, detail, remedy), so the answers can be
+tested without reading prints, and `print_results` is the one place they are printed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.util
 import os
+import re
 import shutil
+import socket
 import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .show import ShowError, load_show
+from .core.downloads import FETCH_COMMAND, copy_cache_hint, hf_cache_dir, hub_endpoint, hub_unreachable_reason
+from .show import PROJECT_ROOT, Show, ShowError, SpeechConfig, load_show, resolve_path
+
+# Where `python run.py` writes its event log unless --log says otherwise (cli.default_log_path).
+LOG_FOLDER = PROJECT_ROOT / "logs"
 
 
 def _print_table(title: str, rows: list[dict], empty: str) -> None:
@@ -20,16 +36,21 @@ def _print_table(title: str, rows: list[dict], empty: str) -> None:
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
 
 
-def _show_argument(prog: str, description: str, argv: list[str]):
-    """The show a tool is about (default: shows/default.toml), or None after saying why not."""
+def _show_argument(prog: str, description: str, argv: list[str]) -> tuple[Show | None, str]:
+    """The show a tool is about (default: shows/default.toml) and how the user named it (for
+    the commands it suggests), or (None, "") after saying why not."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("show", nargs="?", default=None, help="a show name in shows/ or a .toml path")
     args = p.parse_args(argv)
     try:
-        return load_show(args.show)
+        return load_show(args.show), args.show or ""
     except ShowError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return None
+        return None, ""
+
+
+def _command(tool: str, show_arg: str) -> str:
+    return f"python run.py {tool}" + (f" {show_arg}" if show_arg else "")
 
 
 def cmd_devices(argv: list[str]) -> int:
@@ -47,52 +68,430 @@ def cmd_devices(argv: list[str]) -> int:
     return 0
 
 
+# --- check: one answer per thing the show needs ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One answer of `check`: what the show needs, whether this machine has it, what was found
+    (or what is wrong), and what to do. `needed` is False for what the show does not use
+    (camera "none", speech off): reported, never a problem."""
+
+    need: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+    needed: bool = True
+
+    @property
+    def problem(self) -> bool:
+        return self.needed and not self.ok
+
+
+def _not_needed(need: str, why: str) -> CheckResult:
+    return CheckResult(need, True, f"not needed: {why}", needed=False)
+
+
 def _torch_report() -> str:
     try:
         import torch
     except Exception as exc:  # torch is optional for the preview path
-        return f"PyTorch not importable ({exc}); run: make setup"
+        return f"PyTorch not importable ({exc})"
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         return f"PyTorch {torch.__version__}, CUDA {torch.version.cuda}: {names}"
     return f"PyTorch {torch.__version__} on CPU (no CUDA GPU): diffusion will be slow, the preview generator is fast"
 
 
+def check_gpu(show: Show) -> list[CheckResult]:
+    missing = [m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None]
+    if missing and show.generator.kind != "preview":
+        return [CheckResult("diffusion engine", False,
+                            f"{', '.join(missing)} not installed: the labelled preview would paint instead",
+                            "install the engine: make setup")]
+    if missing:
+        return [_not_needed("diffusion engine", 'generator.kind = "preview"')]
+    return [CheckResult("gpu", True, _torch_report())]
+
+
+def _local_model_remedy(folder: Path, exists: bool) -> str:
+    if not exists:
+        return (f"generator.model is a folder path, not a Hugging Face id (owner/name), so `{FETCH_COMMAND}` cannot "
+                f"fetch it (it fetches Hugging Face ids only): correct the path (relative paths start at "
+                f"{PROJECT_ROOT}), or write a weightless demo model there with `python run.py tiny-model {folder}`")
+    return ("copy the whole model folder again (model_index.json and every folder it lists, with their weights), "
+            "or set generator.model to a Hugging Face id and fetch it")
+
+
+def model_remedy(model: str, checkpoint_config: str, show_arg: str) -> str:
+    """What to do about a diffusion model that is not on this machine: only a Hugging Face id
+    (or a checkpoint's configs named by one) can be fetched."""
+    from .generation.engine.checkpoint_file import check_file
+    from .generation.engine.models import locate
+
+    fetch = (f"`{_command('fetch-models', show_arg)}` while online (without internet here: fetch on another "
+             f"machine and copy the Hugging Face cache to {hf_cache_dir()})")
+    loc = locate(model)
+    if not model.strip():
+        return "set generator.model to a Hugging Face id, a diffusers folder or a .safetensors/.ckpt file"
+    if loc.file is not None:
+        if check_file(loc.file):
+            return (f"generator.model names a checkpoint file: put it at {loc.file} or correct the path "
+                    f"(relative paths start at {PROJECT_ROOT}); it is the show's own and cannot be fetched")
+        # Without checkpoint_config the configs are diffusers' guess: a hub id, fetchable.
+        config_folder = locate(checkpoint_config).folder if checkpoint_config.strip() else None
+        if config_folder is not None:
+            return (f"generator.checkpoint_config names the folder {config_folder}, which is missing or incomplete: "
+                    "correct it (any diffusers folder of the same architecture; weights are not needed)")
+        return f"fetch its configs (no weights) with {fetch}"
+    if loc.folder is not None:
+        return _local_model_remedy(loc.folder, loc.folder.exists())
+    return f"fetch it with {fetch}"
+
+
+_FETCH_ADVICE = re.compile(r"; fetch (it|them)\b.*$")
+
+
+def check_diffusion_model(show: Show, show_arg: str = "") -> list[CheckResult]:
+    from .generation.engine.models import MODEL_LICENCES, model_available_locally
+
+    gen = show.generator
+    if gen.kind == "preview":
+        return [_not_needed("diffusion model", 'generator.kind = "preview" paints without one')]
+    present, reason = model_available_locally(gen.model, checkpoint_config=gen.checkpoint_config)
+    reason = _FETCH_ADVICE.sub("", reason)  # the remedy says how to fetch, naming the show
+    results = [CheckResult("diffusion model", present, reason if present else
+                           f"{reason}; the show would paint the labelled preview instead",
+                           "" if present else model_remedy(gen.model, gen.checkpoint_config, show_arg))]
+    licence = MODEL_LICENCES.get(gen.model)
+    if licence:
+        results.append(CheckResult("model licence", True, licence))
+    return results
+
+
+def _extra_found(ref: str) -> tuple[bool, str]:
+    """A LoRA: a .safetensors file, a folder, or a hub id in the cache."""
+    from .generation.engine.models import hub_repo_cached, looks_like_hf_id
+
+    path = resolve_path(ref)
+    if path.exists():
+        return True, f"{ref} found ({path})"
+    if looks_like_hf_id(ref):
+        if hub_repo_cached(ref):
+            return True, f"{ref} found in the Hugging Face cache"
+        return False, f"{ref} is not in the Hugging Face cache ({hf_cache_dir()})"
+    return False, f"{ref}: no such file or folder ({path})"
+
+
+def check_model_extras(show: Show, show_arg: str = "") -> list[CheckResult]:
+    """What the streaming engine loads beside the model: the fast autoencoder, the LoRAs."""
+    from .generation.engine.models import TAESD, TAESDXL, autoencoder_folder, looks_like_hf_id, model_is_sdxl
+
+    gen = show.generator
+    if gen.kind == "preview" or gen.engine != "stream":
+        return []
+    results = []
+    fetch = f"`{_command('fetch-models', show_arg)}` gets it"
+    if gen.autoencoder == "full":
+        results.append(_not_needed("fast autoencoder", 'generator.autoencoder = "full" (the model\'s own VAE)'))
+    else:
+        ref = (TAESDXL if model_is_sdxl(gen.model, gen.checkpoint_config) else TAESD) \
+            if gen.autoencoder == "auto" else gen.autoencoder
+        folder, missing = autoencoder_folder(ref)
+        if folder is not None:
+            results.append(CheckResult("fast autoencoder", True, f"{ref} found ({folder})"))
+        elif gen.autoencoder == "auto":  # optional: the model's own VAE stands in
+            results.append(CheckResult("fast autoencoder", True,
+                                       f"{ref} is not downloaded; the model's own VAE is used (slower)", fetch))
+        else:
+            results.append(CheckResult("fast autoencoder", False, f"generator.autoencoder {missing}",
+                                       fetch if looks_like_hf_id(ref) else "correct generator.autoencoder"))
+    for ref, field in ((gen.lcm_lora, "generator.lcm_lora"), (gen.lora, "generator.lora")):
+        if ref:
+            found, detail = _extra_found(ref)
+            remedy = "" if found else (fetch if looks_like_hf_id(ref) else
+                                       f"correct {field} (relative paths start at {PROJECT_ROOT})")
+            results.append(CheckResult("LoRA", found, f"{field}: {detail}", remedy))
+    if gen.mode == "feedback" and gen.still_image:
+        path = resolve_path(gen.still_image)
+        results.append(CheckResult("still image", path.is_file(), f"generator.still_image {path}"
+                                   + (" found" if path.is_file() else " does not exist"),
+                                   "" if path.is_file() else "correct generator.still_image"))
+    return results
+
+
+def _speech_in_use(show: Show) -> str:
+    """'' when the show listens, else why it does not."""
+    if not show.speech.enabled:
+        return "speech.enabled = false"
+    source = show.microphone.source
+    if isinstance(source, str) and source.strip().lower() in ("none", ""):
+        return 'microphone.source = "none" (nothing is heard)'
+    return ""
+
+
+def whisper_on_disk(cfg: SpeechConfig) -> tuple[bool, str]:
+    """(True, where) when the show's Whisper model is on this machine, else (False, why). Never downloads."""
+    from .speech.transcribe import OpenAIWhisperTranscriber, TranscriberUnavailable, resolve_whisper_model
+
+    try:
+        if cfg.engine == "openai-whisper":
+            name = OpenAIWhisperTranscriber(cfg).checkpoint()
+            return True, f"openai-whisper {name} on disk"
+        resolved = resolve_whisper_model(cfg.model)
+    except TranscriberUnavailable as exc:
+        return False, str(exc)
+    except ImportError as exc:
+        return False, f"the {cfg.engine} engine is not installed ({exc})"
+    if os.path.isdir(resolved):
+        return True, f"{cfg.model} on disk ({resolved})"
+    try:
+        from faster_whisper.utils import download_model
+    except ImportError as exc:
+        return False, f"faster-whisper is not installed ({exc})"
+    try:
+        folder = download_model(resolved, local_files_only=True, cache_dir=str(hf_cache_dir()))
+        return True, f"{cfg.model} in the Hugging Face cache ({folder})"
+    except ValueError as exc:  # not a size faster-whisper knows
+        return False, f"speech.model {cfg.model!r}: {exc}"
+    except Exception:  # not in the cache: huggingface_hub says so in several ways
+        return False, f"{cfg.model} is not on this machine (no such folder, not in the Hugging Face cache " \
+                      f"{hf_cache_dir()})"
+
+
+def check_speech(show: Show, show_arg: str = "") -> list[CheckResult]:
+    off = _speech_in_use(show)
+    if off:
+        return [_not_needed("speech model", off)]
+    present, detail = whisper_on_disk(show.speech)
+    if not present:
+        detail += "; the show would run without speech"
+    results = [CheckResult("speech model", present, detail,
+                           "" if present else f"`{_command('fetch-models', show_arg)}` gets it while online")]
+    from .speech.moderation import ModerationError, Moderator
+
+    try:
+        Moderator(show.moderation)
+        results.append(CheckResult("word lists", True, f"moderation lists {', '.join(show.moderation.lists)} read"
+                                   if show.moderation.enabled else "moderation is off (moderation.enabled = false)"))
+    except ModerationError as exc:
+        results.append(CheckResult("word lists", False, f"{exc}; nothing heard would be painted",
+                                   "correct [moderation] lists"))
+    return results
+
+
+def _cameras_here() -> str:
+    from .inputs.camera import list_cameras
+
+    cams = list_cameras()
+    return "cameras found: " + (", ".join(str(c["index"]) for c in cams) if cams else "none")
+
+
+def check_camera(show: Show) -> list[CheckResult]:
+    from .core.interfaces import DeviceLost
+    from .inputs.camera import OpenCVSource, open_frame_source
+
+    source = open_frame_source(show.camera)
+    if source is None:
+        return [_not_needed("camera", 'camera.source = "none"')]
+    assert isinstance(source, OpenCVSource)
+    spec = source.spec
+    if spec.kind == "stream":
+        return [CheckResult("camera", True, f"{spec.description}: not probed (opening a stream can take seconds; "
+                            "the show retries it while it runs)",
+                            f"to try it: python run.py --camera '{show.camera.source}' --seconds 10")]
+    fix = {"device": "set camera.source to a camera `python run.py devices` lists, a video file, or \"none\"",
+           "file": f"correct camera.source (relative paths start at {PROJECT_ROOT}); an .mp4 (H.264) is safest"}
+    try:
+        source.open()
+        if spec.kind == "file":
+            source.read()  # opens is not enough: a file must also decode
+    except DeviceLost as exc:
+        extra = f" ({_cameras_here()})" if spec.kind == "device" else ""
+        return [CheckResult("camera", False, f"{exc}{extra}",
+                            fix.get(spec.kind, "correct camera.source: a device index, a video file, a stream URL "
+                                               "or \"none\""))]
+    finally:
+        source.close()
+    size = f" ({source.size[0]}x{source.size[1]})" if source.size else ""
+    return [CheckResult("camera", True, f"{spec.description} opens{size}")]
+
+
+def check_microphone(show: Show) -> list[CheckResult]:
+    from .inputs.microphone import open_audio_source, quiet_native_stderr
+    from .inputs.wav import AudioUnavailable, WavFileSource, read_wav
+
+    off = _speech_in_use(show)
+    if off:
+        return [_not_needed("microphone", off)]
+    fix = ('set microphone.source to an input `python run.py devices` lists, "default", a WAV file '
+           f'(relative paths start at {PROJECT_ROOT}) or "none"')
+    try:
+        source = open_audio_source(show.microphone, paced=False)
+        if isinstance(source, WavFileSource):
+            wav = read_wav(source.path)
+            return [CheckResult("microphone", True, f"WAV file {source.path} reads ({wav.duration:.1f} s, "
+                                f"{wav.sample_rate} Hz, {wav.channels} ch)")]
+        assert source is not None  # _speech_in_use said the show listens
+        with quiet_native_stderr():  # ALSA and JACK print noise when there is no sound server
+            try:
+                source.open()
+            finally:
+                source.close()
+    except AudioUnavailable as exc:
+        return [CheckResult("microphone", False, f"{exc}; the show would run without speech", fix)]
+    return [CheckResult("microphone", True, f"{source.description} opens")]
+
+
+def check_display(show: Show) -> list[CheckResult]:
+    from .display.presenter import list_monitors
+    from .inputs.microphone import quiet_native_stderr
+
+    mode = show.display.mode
+    if mode == "headless":
+        return [_not_needed("display", 'display.mode = "headless"')]
+    with quiet_native_stderr():  # SDL prints noise on machines without a desktop session
+        monitors = list_monitors()
+    env = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not monitors:
+        linux = sys.platform.startswith("linux")
+        why = "DISPLAY is not set" if not env and linux else f"no monitor seen, DISPLAY={env}"
+        return [CheckResult("display", False, f"display.mode = \"{mode}\" needs a display and there is none ({why}); "
+                            "the show would run headless and show nothing",
+                            "run it where a screen is attached (DISPLAY=:0 in the service's environment), or "
+                            "set display.mode = \"headless\" (or pass --headless, with --record FILE to keep a video)")]
+    sizes = ", ".join(f"{m['index']}: {m['width']}x{m['height']}" for m in monitors)
+    if mode == "fullscreen" and show.display.monitor >= len(monitors):
+        return [CheckResult("display", False, f"display.monitor = {show.display.monitor}, but the monitors are {sizes}",
+                            "set display.monitor to one of them (`python run.py devices` lists them)")]
+    where = f" on monitor {show.display.monitor}" if mode == "fullscreen" else ""
+    return [CheckResult("display", True, f"{mode}{where}; monitors {sizes}")]
+
+
+def check_osc(show: Show) -> list[CheckResult]:
+    cfg = show.osc
+    if not cfg.enabled:
+        return [_not_needed("OSC port", "osc.enabled = false")]
+    where = f"UDP {cfg.host}:{cfg.port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind(address)
+    except socket.gaierror as exc:
+        return [CheckResult("OSC port", False, f"osc.host {cfg.host!r} cannot be resolved ({exc.strerror or exc})",
+                            "use 127.0.0.1 for this machine only, or 0.0.0.0 for the network")]
+    except OSError as exc:
+        reasons = {
+            errno.EADDRINUSE: (f"{where} is already in use (another Jadong or OSC program?)",
+                               "stop it, or set osc.port in the show (0 picks a free port)"),
+            errno.EADDRNOTAVAIL: (f"{cfg.host} is not an address of this machine (osc.host)",
+                                  "use 127.0.0.1 for this machine only, or 0.0.0.0 for the network"),
+            errno.EACCES: (f"no permission to listen on {where} (ports below 1024 need root)",
+                           "set osc.port to 1024 or more"),
+        }
+        detail, remedy = reasons.get(exc.errno or 0, (f"cannot listen on {where} ({exc.strerror or exc})",
+                                                      "set osc.host and osc.port"))
+        return [CheckResult("OSC port", False, detail + "; the show would run without OSC", remedy)]
+    free = "any free port (osc.port = 0)" if cfg.port == 0 else f"{where} is free"
+    return [CheckResult("OSC port", True, free)]
+
+
+def check_log_folder(folder: Path = LOG_FOLDER) -> list[CheckResult]:
+    """The event log's folder can be written (or created). Looks only: creates nothing."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        return [CheckResult("log folder", False, f"{folder} is not a folder", "remove it, or pass --log PATH")]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return [CheckResult("log folder", False, f"{existing} cannot be written by this user; the event log "
+                            "would go to the console only",
+                            f"make {existing} writable, or pass --log PATH to put the event log elsewhere")]
+    created = "" if existing == folder else f" (created at the first run, in {existing})"
+    return [CheckResult("log folder", True, f"{folder} is writable{created}")]
+
+
+def check_helpers() -> list[CheckResult]:
+    return [CheckResult(tool, True, "found" if shutil.which(tool) else "not found (only needed to remake the demo "
+                        "assets)", needed=False) for tool in ("ffmpeg", "espeak-ng")]
+
+
+def run_checks(show: Show, show_arg: str = "") -> list[CheckResult]:
+    """Every answer of `check` for `show`, in the order printed. A check that fails in a way
+    nobody foresaw becomes a problem saying so, never a traceback."""
+    checks: list[tuple[str, Callable[[], list[CheckResult]]]] = [
+        ("gpu", lambda: check_gpu(show)),
+        ("diffusion model", lambda: check_diffusion_model(show, show_arg)),
+        ("model extras", lambda: check_model_extras(show, show_arg)),
+        ("speech model", lambda: check_speech(show, show_arg)),
+        ("camera", lambda: check_camera(show)),
+        ("microphone", lambda: check_microphone(show)),
+        ("display", lambda: check_display(show)),
+        ("OSC port", lambda: check_osc(show)),
+        ("log folder", lambda: check_log_folder()),
+        ("helpers", check_helpers),
+    ]
+    results: list[CheckResult] = []
+    for need, check in checks:
+        try:
+            results.extend(check())
+        except Exception as exc:
+            results.append(CheckResult(need, False, f"could not be checked: {type(exc).__name__}: {exc}",
+                                       "run the show with -v to see more, and report it if it is Jadong's fault"))
+    return results
+
+
+def print_results(show: Show, results: list[CheckResult], show_arg: str = "") -> int:
+    """Prints the answers and returns the exit status: 1 when the show cannot run as written."""
+    print(f"show: {show.show.name} ({show.path})")
+    for r in results:
+        mark = "OK" if r.ok and r.needed else ("--" if not r.needed else "FAIL")
+        print(f"  {mark:<4}  {r.need}: {r.detail}")
+        if r.remedy:
+            print(f"        {'fix' if r.problem else 'tip'}: {r.remedy}")
+    problems = [r.need for r in results if r.problem]
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} ({', '.join(problems)}): the show cannot run "
+              f"as written; fix them and run `{_command('check', show_arg)}` again")
+        return 1
+    print("all OK: the show can run as written")
+    return 0
+
+
 def cmd_check(argv: list[str]) -> int:
-    show = _show_argument("python run.py check", "Report GPU, models, devices and display for a show.", argv)
+    show, show_arg = _show_argument("python run.py check", "Say, for each thing a show needs (models, camera, "
+                                    "microphone, display, OSC port, log folder), whether this machine has it; "
+                                    "exit 1 when the show cannot run as written.", argv)
     if show is None:
         return 2
-    from .core.downloads import FETCH_COMMAND
-    from .generation.engine.models import MODEL_LICENCES, model_available_locally
-    from .speech.transcribe import resolve_whisper_model
+    return print_results(show, run_checks(show, show_arg), show_arg)
 
-    print(f"show: {show.show.name} ({show.path})")
-    print(f"gpu: {_torch_report()}")
 
-    present, reason = model_available_locally(show.generator.model, checkpoint_config=show.generator.checkpoint_config)
-    licence = MODEL_LICENCES.get(show.generator.model, "see the model card")
-    print(f"diffusion model: {show.generator.model}: {'present' if present else 'MISSING'} - {reason}")
-    print(f"  licence: {licence}")
-    if not present and show.generator.kind != "preview":
-        print(f"  the show runs the preview generator until it is fetched: {FETCH_COMMAND}")
-    if show.speech.enabled and show.microphone.source != "none":
-        whisper = resolve_whisper_model(show.speech.model)
-        where = "on disk" if os.path.isdir(whisper) else f"Hugging Face id: {FETCH_COMMAND} gets it"
-        print(f"speech model: {show.speech.model} -> {whisper} [{where}]")
+# --- tiny-model --------------------------------------------------------------------------------
 
-    from .display.presenter import list_monitors
-    from .inputs.camera import list_cameras
-    from .inputs.microphone import list_microphones, quiet_native_stderr
 
-    with quiet_native_stderr():  # SDL and ALSA print noise on machines without screen or sound server
-        cams, mics, mons = list_cameras(), list_microphones(), list_monitors()
-    print(f"camera: show uses {show.camera.source!r}; devices found: {len(cams)}")
-    print(f"microphone: show uses {show.microphone.source!r}; devices found: {len(mics)}")
-    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    print(f"display: {'DISPLAY=' + display if display else 'none (shows run headless)'}; monitors: {len(mons)}")
-    for tool in ("ffmpeg", "espeak-ng"):
-        print(f"{tool}: {'found' if shutil.which(tool) else 'not found (only needed to remake demo assets)'}")
-    return 0
+def _folder_problem(dest: Path) -> str:
+    """'' when `dest` is (or can be made) a folder this user can write into, else why not."""
+    if dest.exists() and not dest.is_dir():
+        return f"{dest} exists and is not a folder"
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and dest.parent.is_dir():
+            return f"cannot create the folder {dest}: {dest.parent} does not allow new folders"
+        return f"cannot create the folder {dest}: {exc.strerror or exc}"
+    try:  # writing is the only sure test: root passes every permission check, /proc refuses anyway
+        tempfile.TemporaryFile(dir=dest).close()
+    except OSError as exc:
+        return f"cannot write into {dest}: {exc.strerror or exc}"
+    return ""
+
+
+def _file_problem(file: Path) -> str:
+    if file.is_dir():
+        return f"--single-file {file} is a folder; give a file name"
+    problem = _folder_problem(file.parent)
+    return f"--single-file {file}: {problem}" if problem else ""
 
 
 def cmd_tiny_model(argv: list[str]) -> int:
@@ -107,67 +506,148 @@ def cmd_tiny_model(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.single_file is not None and args.single_file.suffix.lower() not in (".safetensors", ".ckpt"):
         p.error(f"--single-file: expected a .safetensors or .ckpt file name, got {args.single_file}")
+    # Asked before a second of torch imports, and said in one line: a path is the user's to fix.
+    problem = _folder_problem(args.dest) or (_file_problem(args.single_file) if args.single_file else "")
+    if problem:
+        print(f"error: tiny-model: {problem}; choose a folder you can write, e.g. /tmp/tiny", file=sys.stderr)
+        return 2
     from .generation.engine.tiny_model import write_tiny_model
 
-    path = write_tiny_model(args.dest, seed=args.seed)
-    print(f"wrote a tiny random-weight model to {path}; run it with: python run.py --model {path}")
-    if args.single_file is not None:
-        from .generation.engine.ldm_export import write_single_file
+    try:
+        path = write_tiny_model(args.dest, seed=args.seed)
+        print(f"wrote a tiny random-weight model to {path}; run it with: python run.py --model {path}")
+        if args.single_file is not None:
+            from .generation.engine.ldm_export import write_single_file
 
-        file = write_single_file(path, args.single_file)
-        print(f"wrote it as one checkpoint to {file}; a show runs it with generator.model = \"{file}\" "
-              f"and generator.checkpoint_config = \"{path}\"")
+            file = write_single_file(path, args.single_file)
+            print(f"wrote it as one checkpoint to {file}; a show runs it with generator.model = \"{file}\" "
+                  f"and generator.checkpoint_config = \"{path}\"")
+    except Exception as exc:  # a full disk, a folder removed while writing (safetensors raises its own type)
+        where = getattr(exc, "filename", None) or args.dest
+        reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"error: tiny-model: writing {where} failed: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
-def cmd_fetch_models(argv: list[str]) -> int:
-    show = _show_argument("python run.py fetch-models",
-                          "Download the models a show needs into the Hugging Face cache (needs internet).", argv)
-    if show is None:
-        return 2
-    from .generation.engine.models import fetch_checkpoint_config, fetch_model, locate, model_available_locally
+# --- fetch-models ------------------------------------------------------------------------------
 
-    failures = 0
-    model, checkpoint_config = show.generator.model, show.generator.checkpoint_config
-    present, _ = model_available_locally(model, checkpoint_config=checkpoint_config)
-    if present:
-        print(f"{model}: already present")
-    else:
-        try:
-            if locate(model).file is not None:  # the file is the show's own: only its configs are fetched
-                print(f"{model}: configs fetched to {fetch_checkpoint_config(model, checkpoint_config)}")
-            else:
-                print(f"{model}: fetched to {fetch_model(model)}")
-        except Exception as exc:
-            failures += 1
-            print(f"{model}: could not be fetched: {exc}", file=sys.stderr)
-    # The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only).
-    from .generation.engine.models import TAESD, TAESDXL, looks_like_hf_id, model_is_sdxl
+
+@dataclass(frozen=True)
+class Wanted:
+    """One thing `fetch-models` gets for a show: already here, not fetchable (`problem`: a
+    local path that is not there), or fetched by `fetch` (which returns where it went)."""
+
+    what: str  # "diffusion model", "fast autoencoder", ...
+    ref: str
+    present: bool
+    fetch: Callable[[], str]
+    problem: str = ""
+
+
+def _wanted_model(show: Show, show_arg: str) -> Wanted:
+    from .generation.engine.models import (
+        fetch_checkpoint_config,
+        fetch_model,
+        locate,
+        model_available_locally,
+    )
+
+    model, config = show.generator.model, show.generator.checkpoint_config
+    present, reason = model_available_locally(model, checkpoint_config=config)
+    loc = locate(model)
+    if loc.file is not None:  # the file is the show's own: only its configs are fetched
+        config_ref = locate(config) if config.strip() else None
+        local = not loc.file.is_file() or (config_ref is not None and config_ref.hf_id is None)
+        return Wanted("diffusion model configs", model, present,
+                      lambda: f"configs fetched to {fetch_checkpoint_config(model, config)}",
+                      "" if present or not local else f"{reason}; {model_remedy(model, config, show_arg)}")
+    local = loc.hf_id is None  # a folder (or nothing): fetch-models cannot get it
+    return Wanted("diffusion model", model, present, lambda: f"fetched to {fetch_model(model)}",
+                  "" if present or not local else f"{reason}; {model_remedy(model, config, show_arg)}")
+
+
+def _wanted_extras(show: Show) -> list[Wanted]:
+    """The streaming engine's extras: the fast autoencoder and the show's LoRAs (hub ids only)."""
+    from .generation.engine.models import (
+        TAESD,
+        TAESDXL,
+        autoencoder_folder,
+        fetch_model,
+        hub_repo_cached,
+        looks_like_hf_id,
+        model_is_sdxl,
+    )
 
     gen = show.generator
-    extras = []
+    refs: list[tuple[str, str]] = []
     if gen.autoencoder == "auto":
-        sdxl = model_is_sdxl(gen.model, gen.checkpoint_config)
-        extras.append(TAESDXL if sdxl else TAESD)
+        refs.append(("fast autoencoder", TAESDXL if model_is_sdxl(gen.model, gen.checkpoint_config) else TAESD))
     elif gen.autoencoder != "full":
-        extras.append(gen.autoencoder)
-    extras += [ref for ref in (gen.lcm_lora, gen.lora) if ref]
-    for ref in extras:
-        if not looks_like_hf_id(ref) or os.path.exists(ref):
-            continue
-        try:
-            print(f"{ref}: fetched to {fetch_model(ref)}")
-        except Exception as exc:
-            failures += 1
-            print(f"{ref}: could not be fetched: {exc}", file=sys.stderr)
-    if show.speech.enabled:
-        from .speech.transcribe import fetch_whisper_model
+        refs.append(("fast autoencoder", gen.autoencoder))
+    refs += [("LoRA", ref) for ref in (gen.lcm_lora, gen.lora) if ref]
+    wanted = []
+    for what, ref in refs:
+        if not looks_like_hf_id(ref) or resolve_path(ref).exists():
+            continue  # a local file or folder: the show's own (check says whether it is there)
+        present = autoencoder_folder(ref)[0] is not None if what == "fast autoencoder" else hub_repo_cached(ref)
+        wanted.append(Wanted(what, ref, present, lambda ref=ref: f"fetched to {fetch_model(ref)}"))
+    return wanted
 
-        try:
-            print(f"whisper {show.speech.model} ({show.speech.engine}): at {fetch_whisper_model(show.speech)}")
-        except Exception as exc:
+
+def _wanted_speech(show: Show) -> list[Wanted]:
+    if not show.speech.enabled:
+        return []
+    from .speech.transcribe import fetch_whisper_model
+
+    present, _ = whisper_on_disk(show.speech)
+    return [Wanted(f"speech model ({show.speech.engine})", show.speech.model, present,
+                   lambda: f"at {fetch_whisper_model(show.speech)}")]
+
+
+def _fetch(item: Wanted) -> bool:
+    from .generation.engine.models import MODEL_LICENCES
+
+    licence = MODEL_LICENCES.get(item.ref)
+    if licence:
+        print(f"{item.ref}: licence: {licence}")
+    try:
+        print(f"{item.ref}: {item.fetch()}")
+        return True
+    except Exception as exc:  # one line, not a traceback: the network or the hub said no
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"{item.ref}: could not be fetched: {first}", file=sys.stderr)
+        return False
+
+
+def cmd_fetch_models(argv: list[str]) -> int:
+    show, show_arg = _show_argument("python run.py fetch-models",
+                                    "Download the models a show needs into the Hugging Face cache (needs internet).",
+                                    argv)
+    if show is None:
+        return 2
+    from .generation.engine.models import single_hub_log_lines
+
+    items = [_wanted_model(show, show_arg), *_wanted_extras(show), *_wanted_speech(show)]
+    failures = 0
+    for item in items:
+        if item.present:
+            print(f"{item.ref}: already present")
+        elif item.problem:
             failures += 1
-            print(f"whisper {show.speech.model}: could not be fetched: {exc}", file=sys.stderr)
+            print(f"{item.ref}: cannot be fetched: {item.problem}", file=sys.stderr)
+    to_fetch = [item for item in items if not item.present and not item.problem]
+    if not to_fetch:
+        return 1 if failures else 0
+    # Asked once, in a few seconds: huggingface_hub would retry each file for most of a minute.
+    unreachable = hub_unreachable_reason()
+    if unreachable:
+        names = ", ".join(f"{item.ref} ({item.what})" for item in to_fetch)
+        print(f"cannot reach the Hugging Face hub at {hub_endpoint()}: {unreachable}.\n"
+              f"not fetched: {names}.\n{copy_cache_hint(_command('fetch-models', show_arg))}.", file=sys.stderr)
+        return 1
+    single_hub_log_lines()
+    failures += sum(not _fetch(item) for item in to_fetch)
     return 1 if failures else 0
 
 

@@ -253,6 +253,7 @@ def test_fetch_models_for_a_file_show_fetches_only_configs(tiny_model, tiny_file
     from installation.tools import cmd_fetch_models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("installation.tools.hub_unreachable_reason", lambda *a, **k: "")  # the downloads are faked
     cache = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     calls = []

@@ -59,6 +59,10 @@ class DiffusersGenerator:
     def load(self) -> None:
         t0 = time.monotonic()
         import torch
+
+        from .quiet import quiet_model_loading
+
+        quiet_model_loading()  # before diffusers' pipelines are imported: their import warns
         from diffusers import AutoPipelineForText2Image
 
         from .loading import load_pipeline, placement, warn_if_slow

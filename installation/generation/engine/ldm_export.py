@@ -121,6 +121,10 @@ def write_single_file(folder: Path, dest: Path) -> Path:
     """The diffusers model in `folder` as one checkpoint at `dest`: .safetensors, or .ckpt (a
     torch pickle with the tensors under "state_dict", as the original SD releases)."""
     import torch
+
+    from .quiet import quiet_model_loading
+
+    quiet_model_loading()
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 

@@ -23,6 +23,7 @@ from installation.show import GeneratorConfig
 
 from .checkpoint_file import checkpoint_is_sdxl
 from .models import hf_snapshot_folder, locate, resolve_model_source, resolve_single_file
+from .quiet import quiet_model_loading
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,17 @@ def dtype_kwarg(dtype: torch.dtype) -> dict[str, Any]:
     return {"dtype": dtype}
 
 
-def _model_index(model: str, source: str, cache_dir: Path | None) -> dict | None:
+def _model_index(model: str, source: str, download_cache: Path | None, cache_dir: Path | None) -> dict | None:
     """The model's model_index.json (a folder's, or the cached hub snapshot's); None when it
-    is not on disk yet (a hub model that will be downloaded) or cannot be read."""
+    is not on disk yet (a hub model that will be downloaded) or cannot be read. `source` is a
+    folder unless `download_cache` is set (resolve_model_source's answer)."""
     loc = locate(model)
-    folder = loc.folder if loc.folder is not None else hf_snapshot_folder(source, cache_dir)
+    if loc.folder is not None:
+        folder: Path | None = loc.folder
+    elif download_cache is None:
+        folder = Path(source)
+    else:
+        folder = hf_snapshot_folder(source, cache_dir)
     if folder is None:
         return None
     try:
@@ -98,6 +105,7 @@ def load_single_file(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path |
     layout): weights from the file, architecture from `cfg.checkpoint_config`'s configs on disk
     (or diffusers' guess), handed to from_single_file as a folder so it never reaches for the
     network by itself."""
+    quiet_model_loading()
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     file, config, cache = resolve_single_file(cfg.model, cfg.checkpoint_config, cache_dir)
@@ -123,7 +131,7 @@ def _from_pretrained(pipeline_class: Any, cfg: GeneratorConfig, dtype: torch.dty
     kwargs: dict[str, Any] = {**dtype_kwarg(dtype), "local_files_only": not download_allowed()}
     if cache is not None:
         kwargs["cache_dir"] = str(cache)
-    index = _model_index(cfg.model, source, cache_dir)
+    index = _model_index(cfg.model, source, cache, cache_dir)
     if index is None or "safety_checker" in index:
         kwargs.update(NO_SAFETY_CHECKER)
     return pipeline_class.from_pretrained(source, **kwargs)
@@ -134,6 +142,7 @@ def load_pipeline(cfg: GeneratorConfig, dtype: torch.dtype, cache_dir: Path | No
     """A pipeline for `cfg.model` (a diffusers folder, a hub id, or a single .safetensors/.ckpt
     checkpoint file with `cfg.checkpoint_config`), on the CPU in `dtype`, progress bars off:
     text-to-image, or image-to-image when asked (its `from_pipe` sibling shares every module)."""
+    quiet_model_loading()  # before diffusers' pipelines are imported: their import warns too
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 
     auto = AutoPipelineForImage2Image if image2image else AutoPipelineForText2Image

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from installation.core.downloads import FETCH_COMMAND, download_allowed, hf_cache_dir
+from installation.core.downloads import FETCH_COMMAND, download_allowed, hf_cache_dir, hub_offline_by_env
 from installation.show import resolve_path
 
 from .checkpoint_file import (
@@ -215,9 +214,63 @@ def resolve_model_source(model: str, cache_dir: Path | None = None) -> tuple[str
         if not ok:
             raise FileNotFoundError(reason)
         return str(loc.folder), None
+    if ok and loc.hf_id is not None:
+        # A fetched hub model loads from its snapshot folder, so diffusers asks the hub
+        # nothing (and huggingface_hub prints no deprecation warning about its arguments).
+        snapshot = hf_snapshot_folder(loc.hf_id, cache_dir)
+        if snapshot is not None:
+            return str(snapshot), None
     if not ok and not download_allowed():
         raise FileNotFoundError(reason)
     return loc.hf_id or model, cache_dir or hf_cache_dir()
+
+
+def autoencoder_folder(ref: str, cache_dir: Path | None = None) -> tuple[Path | None, str]:
+    """(the folder holding an AutoencoderTiny's config.json and weights, '') when `ref` (a
+    folder, or a hub id such as TAESD) is on disk, else (None, what is missing). Never downloads."""
+    loc = locate(ref)
+    if loc.folder is not None:
+        if not loc.folder.is_dir():
+            return None, f"folder {loc.folder} does not exist"
+        folder = loc.folder
+    elif loc.hf_id is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        cache = cache_dir or hf_cache_dir()
+        found = try_to_load_from_cache(loc.hf_id, "config.json", cache_dir=str(cache))
+        if not isinstance(found, str):
+            return None, f"{ref} is not downloaded (not in the Hugging Face cache, {_tilde(cache)})"
+        folder = Path(found).parent
+    else:
+        return None, f"{ref} is neither a folder nor a Hugging Face id"
+    if not (folder / "config.json").is_file():
+        return None, f"{folder} has no config.json (not an autoencoder folder?)"
+    if not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in folder.iterdir()):
+        return None, f"{folder} has no weights (*.safetensors or *.bin; incomplete download?)"
+    return folder, ""
+
+
+def hub_repo_cached(repo_id: str, cache_dir: Path | None = None) -> bool:
+    """Whether any snapshot of a hub repo (a LoRA, whose file names vary) is in the cache."""
+    snapshots = (cache_dir or hf_cache_dir()) / ("models--" + repo_id.replace("/", "--")) / "snapshots"
+    try:
+        return any(any(snap.iterdir()) for snap in snapshots.iterdir() if snap.is_dir())
+    except OSError:
+        return False
+
+
+def single_hub_log_lines() -> None:
+    """huggingface_hub gives its logger a console handler of its own, and the record also
+    reaches the root logger's: every retry was printed twice. Keep the root's (it has the
+    time and level) whenever the root has a handler."""
+    import huggingface_hub  # noqa: F401  (its import installs the handler)
+
+    if not logging.getLogger().handlers:
+        return
+    hub = logging.getLogger("huggingface_hub")
+    for handler in list(hub.handlers):
+        if type(handler) is logging.StreamHandler:
+            hub.removeHandler(handler)
 
 
 def _checkpoint_and_config(model: str, checkpoint_config: str,
@@ -247,7 +300,7 @@ def resolve_single_file(model: str, checkpoint_config: str = "",
 
 
 def _refuse_offline(what: str) -> None:
-    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True", "YES", "yes"):
+    if hub_offline_by_env():
         raise RuntimeError(f"cannot fetch {what}: HF_HUB_OFFLINE is set; unset it to download")
 
 
@@ -261,6 +314,7 @@ def fetch_checkpoint_config(model: str, checkpoint_config: str = "", cache_dir: 
     if locate(ref).hf_id is None:  # a local config folder that is missing or incomplete
         raise FileNotFoundError(problem)
     _refuse_offline(f"the {ref} configs")
+    single_hub_log_lines()
     from huggingface_hub import snapshot_download
 
     cache = str(cache_dir or hf_cache_dir())
@@ -283,10 +337,9 @@ def fetch_model(model_id: str, cache_dir: Path | None = None) -> Path:
     _refuse_offline(model_id)
     from huggingface_hub import hf_hub_download, snapshot_download
 
+    single_hub_log_lines()
     cache = str(cache_dir or hf_cache_dir())
-    licence = MODEL_LICENCES.get(model_id)
-    if licence:
-        log.warning("%s is licensed under: %s", model_id, licence)
+    # The licence is information, not a warning: the fetch-models command prints it.
     allow = ["model_index.json", "*.md", "*.txt", "*.TXT"]
     try:
         index_path = hf_hub_download(model_id, "model_index.json", cache_dir=cache)

@@ -17,7 +17,7 @@ from installation.core.downloads import FETCH_COMMAND, download_allowed, hf_cach
 from installation.show import GeneratorConfig, resolve_path
 
 from .loading import dtype_kwarg
-from .models import TAESD, TAESDXL, locate, looks_like_hf_id
+from .models import TAESD, TAESDXL, autoencoder_folder, looks_like_hf_id
 from .stream import Conditioning, EngineParts
 
 log = logging.getLogger(__name__)
@@ -49,34 +49,36 @@ def _hub_kwargs() -> dict[str, Any]:
     return {"local_files_only": not download_allowed(), "cache_dir": str(hf_cache_dir())}
 
 
-def _source(ref: str, what: str) -> tuple[str, dict[str, Any]]:
-    """(path or id, from_pretrained kwargs) for a model reference; FileNotFoundError if absent."""
-    loc = locate(ref)
-    if loc.folder is not None:
-        if not loc.folder.exists():
-            raise FileNotFoundError(f"{what} {ref}: {loc.folder} does not exist")
-        return str(loc.folder), {}
-    return ref, _hub_kwargs()
-
-
 def load_autoencoder(choice: str, model_is_sdxl: bool, dtype: torch.dtype) -> Any | None:
     """The autoencoder to use: None for the model's own (`full`), else an AutoencoderTiny.
-    `auto` takes TAESD / TAESDXL when it is on disk and says so when it is not."""
+    `auto` takes TAESD / TAESDXL when it is on disk and says in one line when it is not."""
     from diffusers import AutoencoderTiny
 
     if choice == "full":
         return None
     ref = (TAESDXL if model_is_sdxl else TAESD) if choice == "auto" else choice
-    src, kwargs = _source(ref, "autoencoder")
+    folder, missing = autoencoder_folder(ref)
+    if folder is not None:
+        src, kwargs = str(folder), {}  # a folder: diffusers asks the hub nothing
+    elif choice == "auto" and not download_allowed():
+        log.warning("the fast autoencoder %s is not downloaded; using the model's own VAE (slower); "
+                    "`%s` gets it", ref, FETCH_COMMAND)
+        return None
+    elif not download_allowed():
+        raise FileNotFoundError(f"generator.autoencoder {ref}: {missing}; "
+                                + (f"fetch it with: {FETCH_COMMAND}" if looks_like_hf_id(ref) else
+                                   "check the path (relative paths start at the project folder)"))
+    else:
+        src, kwargs = ref, _hub_kwargs()
     try:
         return AutoencoderTiny.from_pretrained(src, **dtype_kwarg(dtype), **kwargs)
     except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0][:160]
         if choice == "auto":
-            log.warning("fast autoencoder %s not found (%s); using the model's full VAE (slower). "
-                        "Fetch it with: %s", ref, str(exc).splitlines()[0][:160], FETCH_COMMAND)
+            log.warning("the fast autoencoder %s could not be loaded (%s); using the model's own VAE (slower)",
+                        ref, first)
             return None
-        raise FileNotFoundError(f"generator.autoencoder {ref} could not be loaded: {exc}; "
-                                f"fetch it with: {FETCH_COMMAND}") from None
+        raise FileNotFoundError(f"generator.autoencoder {ref} could not be loaded: {first}") from None
 
 
 def _lora_args(ref: str) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,10 @@ def write_tiny_model(dest: Path, seed: int = 0) -> Path:
     """Writes the model into `dest` (created if needed) and returns `dest`. The same seed
     gives the same weights."""
     import torch
+
+    from .quiet import quiet_model_loading
+
+    quiet_model_loading()  # before diffusers' pipelines are imported: their import warns
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
