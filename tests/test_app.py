@@ -119,7 +119,7 @@ def test_broken_show_file_exits_with_clear_message(tmp_path):
     bad.write_text("[generator]\nsteps = 'many'\n")
     proc = run_cli(str(bad), "--headless", "--seconds", "1")
     assert proc.returncode == 2
-    assert f"{bad}: generator.steps: expected an integer, got 'many'" in proc.stderr
+    assert f"{bad}: generator.steps: expected an integer from 1 to 50, got 'many'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
