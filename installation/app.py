@@ -31,6 +31,7 @@ from .core.messages import (
     GeneratedFrame,
     GenerationParams,
     Prompt,
+    Scene,
     Transcript,
 )
 from .core.native_stderr import quiet_native_stderr
@@ -88,9 +89,13 @@ class App:
         self.audio_queue: DropOldestQueue[AudioChunk] = DropOldestQueue("audio", maxsize=1500)  # 30 s of 20 ms
         self.transcripts: DropOldestQueue[Transcript | CaptionRetraction] = DropOldestQueue("transcripts", maxsize=16)
         self.frame_slot: LatestSlot[GeneratedFrame] = LatestSlot("frames")
+        self.scene_slot: LatestSlot[Scene] = LatestSlot("scene")
+        self._scene_version = 0
+        self._scene_reported: tuple[bool, int] | None = None  # (presence, people) last written as an event
         self.workers: list[Worker] = []
         self.generator_worker = None
         self.speech_worker = None
+        self.vision_worker = None
         self.words = WordsPipeline(None, self.on_event)  # its moderator is set by _build_speech
         self.control = ShowControl(show, self, params_from_config(show.generator))
         self.prompt_slot: LatestSlot[Prompt] = LatestSlot("prompt", self.control.state.prompt)
@@ -127,6 +132,20 @@ class App:
             return
         self.workers.append(CameraWorker(source, self.camera_slot, retry_s=self.show.camera.retry_s,
                                          on_error=self.on_worker_error, on_event=self.on_event))
+
+    def _build_vision(self) -> None:
+        if not self.show.vision.enabled:
+            return
+        if self.camera_slot is None:
+            reason = "[vision] is enabled but the show has no camera (camera.source = \"none\"): no scene words"
+            self.events.write("error", stage="vision", reason=reason)
+            log.warning("%s", reason)
+            return
+        from .vision.worker import VisionWorker
+
+        self.vision_worker = VisionWorker(self.camera_slot, self.scene_slot, self.show.vision,
+                                          on_error=self.on_worker_error, on_event=self.on_event)
+        self.workers.append(self.vision_worker)
 
     def _build_speech(self) -> None:
         if not self.show.speech.enabled:
@@ -225,7 +244,8 @@ class App:
     def restart_stage(self, stage: str) -> None:
         """Build a stage afresh (the supervisor's remedy for a died or stalled worker). The
         channels stay, so the other stages and the screen never notice more than a pause."""
-        builders = {"camera": self._build_camera, "speech": self._build_speech, "generator": self._build_generator}
+        builders = {"camera": self._build_camera, "speech": self._build_speech, "generator": self._build_generator,
+                    "vision": self._build_vision}
         old = [w for w in self.workers if self.stage_of(w) == stage]
         kept = [w for w in self.workers if w not in old]
         self.workers = list(kept)
@@ -242,6 +262,7 @@ class App:
 
     def _build_inputs_and_generator(self) -> None:
         self._build_camera()
+        self._build_vision()
         self._build_generator()
         self._build_speech()
         for w in self.workers:
@@ -350,6 +371,27 @@ class App:
             self.state.last_transcript = heard.transcript
             self.control.from_speech(heard.words, heard.caption or heard.words)
 
+    # --- the scene ---------------------------------------------------------------------------
+    def take_scene(self, now: float | None = None) -> None:
+        """Main thread: the vision stage's newest scene into the show control (scene words,
+        at the show's pace), the listening gate of a `listen = "presence"` show, and a `scene`
+        event when presence or the people count changes (never per frame; counts and words
+        only: nothing of the picture is kept)."""
+        scene, version = self.scene_slot.get_with_version()
+        if scene is None:
+            return
+        if version != self._scene_version:
+            self._scene_version = version
+            if self.show.speech.listen == "presence" and scene.presence != self.state.listening:
+                self.control.set_listening(scene.presence)
+            key = (scene.presence, scene.people)
+            if key != self._scene_reported:
+                self._scene_reported = key
+                self.events.write("scene", presence=scene.presence, people=scene.people, colours=list(scene.colours),
+                                  light=scene.light, motion=scene.motion,
+                                  where=[p.where for p in scene.persons])
+        self.control.from_scene(scene, now)
+
     # --- status ----------------------------------------------------------------------------
     def stage_rates(self) -> dict[str, float]:
         rates = {self.stage_of(w): w.status().rate for w in self.workers}
@@ -358,8 +400,8 @@ class App:
         return rates
 
     def channels(self) -> list:
-        return [c for c in (self.camera_slot, self.audio_queue, self.transcripts, self.frame_slot, self.controls)
-                if c is not None]
+        return [c for c in (self.camera_slot, self.audio_queue, self.transcripts, self.frame_slot, self.controls,
+                            self.scene_slot) if c is not None]
 
     def drop_counts(self) -> dict[str, int]:
         return {ch.name: ch.stats().dropped for ch in self.channels()}
@@ -460,6 +502,7 @@ class App:
             self._apply_controls()
             for transcript in self.transcripts.drain():
                 self.handle_transcript(transcript)
+            self.take_scene()
 
             frame = self.frame_slot.get()
             if not self.state.frozen:

@@ -77,13 +77,24 @@ def _echo(value: object) -> str:
 
 # --- templates -------------------------------------------------------------------------
 
-TEMPLATE_HELP = "the only placeholder is {speech} (write {{ or }} for a literal brace)"
+# What the camera's scene adds to a prompt (the vision stage, [vision] and [scene]).
+SCENE_WORDS = ("people", "colours", "light", "motion", "scene")
+PLACEHOLDERS = ("speech", *SCENE_WORDS)
+TEMPLATE_HELP = ("placeholders are {speech} (the visitor's words) and the scene's "
+                 + ", ".join("{" + w + "}" for w in SCENE_WORDS) + " (write {{ or }} for a literal brace)")
+
+
+def template_placeholders(template: str) -> set[str]:
+    """The placeholders a (valid) template uses."""
+    import string
+
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def _template_error(template: str) -> str | None:
     """What is wrong with a prompt template, or None. Stricter than str.format, whose
     placeholders can also read attributes ({speech.upper}) and items: only a bare {speech} is
-    a placeholder, so a template accepted here always formats."""
+    a placeholder (and the bare scene words), so a template accepted here always formats."""
     shown = _quote(template, 120)
     found = False
     i = 0
@@ -99,9 +110,9 @@ def _template_error(template: str) -> str | None:
             if end < 0 or 0 <= reopened < end:
                 return f'{shown} has a "{{" at character {i + 1} that is never closed; {TEMPLATE_HELP}'
             name = template[i + 1:end]
-            if name != "speech":
+            if name not in PLACEHOLDERS:
                 return f"{shown} has the unknown placeholder {{{name}}}; {TEMPLATE_HELP}"
-            found = True
+            found = found or name == "speech"
             i = end + 1
         else:
             i += 1
@@ -197,8 +208,9 @@ class SpeechConfig(_Section):
         "energy gate) or energy alone.")
     vad_threshold: float = Field(0.5, ge=0.05, le=0.95, description="Silero speech probability that starts speech "
                                  "(it holds on down to 0.15 less).")
-    listen: Literal["always", "gated"] = Field(
-        "always", description="always: listen from the start; gated: deaf until a performer sends /jadong/listen 1.")
+    listen: Literal["always", "gated", "presence"] = Field(
+        "always", description="always: listen from the start; gated: deaf until a performer sends /jadong/listen 1; "
+        "presence: listen while the vision stage sees somebody (needs [vision] enabled).")
     translate: bool = Field(True, description="Multilingual models: the prompt uses Whisper's English translation "
                             "(the caption keeps the visitor's own words).")
     partials: bool = Field(True, description="Transcribe while the visitor speaks: the caption follows their words "
@@ -233,6 +245,42 @@ class PromptConfig(_Section):
                                "({{ and }} are literal braces).")
     initial: PromptText = Field("a quiet garden at dawn, soft light", description="The prompt before anyone speaks.")
     negative: PromptText = Field("", description="Negative prompt (models with guidance only).")
+
+
+class VisionConfig(_Section):
+    enabled: bool = Field(False, description="Read the camera: people, presence, silhouette, colours, light and "
+                          "motion, for scene words in prompts and for `listen = \"presence\"`.")
+    rate_hz: float = Field(5.0, ge=0.2, le=30, description="Camera frames analysed per second (on its own thread).")
+    faces: Literal["auto", "mediapipe", "haar", "off"] = Field(
+        "auto", description="Face detector: mediapipe when installed (auto), OpenCV's Haar cascade, or none.")
+    silhouette: Literal["auto", "segmentation", "background", "off"] = Field(
+        "auto", description="Person mask: a segmentation model when installed and someone is near (auto), "
+        "background subtraction, or none.")
+    presence_on_s: float = Field(0.5, ge=0, le=10, description="Seconds someone must be seen before presence "
+                                 "turns on (stops a passing shadow).")
+    presence_hold_s: float = Field(5.0, ge=0, le=600, description="Seconds presence stays on after the last "
+                                   "sight of anyone (a visitor who stands still stays present).")
+    captioner: str = Field("", description="Optional image-to-text model for {scene} (Hugging Face id or local "
+                           "folder: a GIT or BLIP model, e.g. microsoft/git-base-coco or "
+                           "Salesforce/blip-image-captioning-base); \"\" for none.")
+    caption_every_s: float = Field(10.0, ge=1, le=600, description="Seconds between two captions of the scene.")
+
+
+class SceneWordsConfig(_Section):
+    vocabulary: dict[Literal["people", "colours", "light", "motion"], dict[str, str]] = Field(
+        {}, description="The show's own words for the scene's: e.g. colours = {red = \"vermilion\"}, "
+        "light = {dark = \"moonlit\"}, people = {\"0\" = \"no\", \"1\" = \"a lone\"}.")
+    empty: dict[Literal["speech", "people", "colours", "light", "motion", "scene"], str] = Field(
+        {}, description="What an empty placeholder becomes (speech before anyone speaks, scene without a "
+        "captioner); by default it is left out with its comma.")
+    change_every_s: float = Field(5.0, ge=0, le=3600, description="The scene changes the prompt at most this "
+                                  "often; each change blends in like any prompt change.")
+    over_speech: bool = Field(False, description="false: while a visitor's words are painted, the scene words "
+                              "stay as they were; true: they follow the scene under the visitor's words too.")
+    max_colours: int = Field(2, ge=1, le=5, description="How many colour names {colours} holds.")
+    caption: bool = Field(False, description="While no visitor's words are painted, the caption shows the scene's "
+                          "colours in the caption's language ([speech] language: ko, ja, zh, es, fr, de; "
+                          "English otherwise).")
 
 
 class GeneratorConfig(_Section):
@@ -376,6 +424,8 @@ class Show(_Section):
     generator: GeneratorConfig = GeneratorConfig()
     display: DisplayConfig = DisplayConfig()
     osc: OscConfig = OscConfig()
+    vision: VisionConfig = VisionConfig()
+    scene: SceneWordsConfig = Field(SceneWordsConfig(), description="How scene words enter prompts.")
     styles: dict[StyleName, Template] = Field(
         {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "
         "each contains {speech}.")
@@ -395,6 +445,16 @@ class Show(_Section):
             if cue.style is not None and cue.style not in self.styles:
                 problems.append(f"{label}.style: {_quote(cue.style)} is not in [styles] "
                                 f"(known: {', '.join(self.styles) or 'none'})")
+        if not self.vision.enabled:
+            if self.speech.listen == "presence":
+                problems.append('speech.listen: "presence" needs the vision stage: set [vision] enabled = true')
+            templates = {"prompt.template": self.prompt.template,
+                         **{f"styles.{name}": t for name, t in self.styles.items()}}
+            for where, template in templates.items():
+                scene = sorted(template_placeholders(template) & set(SCENE_WORDS))
+                if scene:
+                    problems.append(f"{where}: {', '.join('{' + w + '}' for w in scene)} need the vision stage: "
+                                    "set [vision] enabled = true")
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -280,6 +280,41 @@ def check_speech(show: Show, show_arg: str = "") -> list[CheckResult]:
     return results
 
 
+# --- vision captioner (#10): the optional image-to-text model for {scene} ---------------------
+
+
+def check_captioner(show: Show, show_arg: str = "") -> list[CheckResult]:
+    """The show's [vision] captioner: on this machine (files only, no torch), or what to do."""
+    from .vision.captioner import CAPTIONER_LICENCES, DEFAULT_CAPTIONER, is_hub_ref, locate_captioner
+
+    vision = show.vision
+    if not vision.enabled:
+        return [_not_needed("captioner", "vision.enabled = false")]
+    ref = vision.captioner.strip()
+    if not ref:
+        return [_not_needed("captioner", 'vision.captioner = "" ({scene} stays empty: the scene words alone)')]
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    files, reason = locate_captioner(ref)
+    if missing:
+        result = CheckResult("captioner", False, f"vision.captioner {ref} needs {' and '.join(missing)}, which "
+                             "is not installed; the show would run with the scene words alone", "make setup")
+    elif files is not None:
+        result = CheckResult("captioner", True, f"{ref} found ({files.family}, {files.where}); a caption every "
+                             f"{vision.caption_every_s:g} s for {{scene}}")
+    else:
+        remedy = (f"`{_command('fetch-models', show_arg)}` gets it while online" if is_hub_ref(ref) else
+                  f"correct vision.captioner: a BLIP or GIT model folder (relative paths start at {PROJECT_ROOT}) "
+                  f"or a Hugging Face id such as {DEFAULT_CAPTIONER}; \"\" for none")
+        detail = _FETCH_ADVICE_LINE.sub("", reason)  # the remedy says how to fetch, naming the show
+        result = CheckResult("captioner", False, f"{detail}; the show would run with the scene words alone "
+                             "({scene} empty)", remedy)
+    licence = CAPTIONER_LICENCES.get(ref)
+    return [result, CheckResult("captioner licence", True, licence)] if licence else [result]
+
+
+_FETCH_ADVICE_LINE = re.compile(r"; run `[^`]*fetch-models`.*$")
+
+
 def _cameras_here() -> str:
     from .inputs.camera import list_cameras
 
@@ -424,6 +459,7 @@ def run_checks(show: Show, show_arg: str = "") -> list[CheckResult]:
         ("diffusion model", lambda: check_diffusion_model(show, show_arg)),
         ("model extras", lambda: check_model_extras(show, show_arg)),
         ("speech model", lambda: check_speech(show, show_arg)),
+        ("captioner", lambda: check_captioner(show, show_arg)),
         ("camera", lambda: check_camera(show)),
         ("microphone", lambda: check_microphone(show)),
         ("display", lambda: check_display(show)),
@@ -605,10 +641,25 @@ def _wanted_speech(show: Show) -> list[Wanted]:
                    lambda: f"at {fetch_whisper_model(show.speech)}")]
 
 
+def _wanted_captioner(show: Show) -> list[Wanted]:
+    """The show's [vision] captioner when it names a Hugging Face id (#10); a local folder is the
+    show's own: named as a problem when it is not there, never fetched."""
+    from .vision.captioner import fetch_captioner, is_hub_ref, locate_captioner
+
+    ref = show.vision.captioner.strip()
+    if not show.vision.enabled or not ref:
+        return []
+    files, reason = locate_captioner(ref)
+    problem = "" if files is not None or is_hub_ref(ref) else (
+        f"{reason}; correct vision.captioner (a folder is the show's own; fetch-models fetches Hugging Face ids)")
+    return [Wanted("captioner", ref, files is not None, lambda: f"fetched to {fetch_captioner(ref)}", problem)]
+
+
 def _fetch(item: Wanted) -> bool:
     from .generation.engine.models import MODEL_LICENCES
+    from .vision.captioner import CAPTIONER_LICENCES
 
-    licence = MODEL_LICENCES.get(item.ref)
+    licence = MODEL_LICENCES.get(item.ref) or CAPTIONER_LICENCES.get(item.ref)
     if licence:
         print(f"{item.ref}: licence: {licence}")
     try:
@@ -628,7 +679,7 @@ def cmd_fetch_models(argv: list[str]) -> int:
         return 2
     from .generation.engine.models import single_hub_log_lines
 
-    items = [_wanted_model(show, show_arg), *_wanted_extras(show), *_wanted_speech(show)]
+    items = [_wanted_model(show, show_arg), *_wanted_extras(show), *_wanted_speech(show), *_wanted_captioner(show)]
     failures = 0
     for item in items:
         if item.present:

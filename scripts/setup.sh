@@ -63,5 +63,10 @@ say "installing Python packages"
 "${PIP[@]}" install -q -r requirements-dev.txt
 # The optional openai-whisper engine, without its triton requirement (see requirements-dev.txt).
 "${PIP[@]}" install -q --no-deps "openai-whisper==20250625"
+# The optional mediapipe (faces and silhouettes for the vision stage), without its declared
+# numpy<2/jax/opencv-contrib (see requirements-dev.txt). No wheel for this Python or machine:
+# the vision stage uses OpenCV's Haar cascade and background subtraction instead.
+"${PIP[@]}" install -q --no-deps "mediapipe==0.10.21" ||
+  say "mediapipe 0.10.21 is not available here: the vision stage uses OpenCV alone (fine, a little slower)"
 
 say "ready: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"

@@ -305,6 +305,7 @@ ROOM_DEPENDENCIES: dict[str, set[str]] = {
     "generation": {"core"},
     "display": {"core"},
     "control": {"core"},
+    "vision": {"core"},
 }
 SHARED = {TOP, "installation.show"}
 

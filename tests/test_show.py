@@ -175,7 +175,7 @@ def test_malformed_template_says_what_is_allowed(tmp_path, template, problem):
                         (f"[styles]\nneon = {toml_string(template)}\n", "styles.neon")):
         message = fails(tmp_path, body)
         assert message.startswith(f"{label}: {toml_string(template)} has {problem}"), message
-        assert "the only placeholder is {speech}" in message and "{{" in message and "}}" in message
+        assert "placeholders are {speech}" in message and "{{" in message and "}}" in message
 
 
 def test_literal_braces_in_a_template(tmp_path):

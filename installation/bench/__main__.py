@@ -1,14 +1,15 @@
-"""python -m installation.bench engine|speech|osc|display [ARGS...]
+"""python -m installation.bench engine|speech|osc|display|vision [ARGS...]
 
-Each benchmark lives in its own module (engine.py, speech.py, osc.py, display.py) with `main(argv) -> int`,
-imported only when asked for, so one area's heavy imports never slow another's command."""
+Each benchmark lives in its own module (engine.py, speech.py, osc.py, display.py, vision.py) with
+`main(argv) -> int`, imported only when asked for, so one area's heavy imports never slow another's
+command."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = ("engine", "speech", "osc", "display")
+BENCHMARKS = ("engine", "speech", "osc", "display", "vision")
 
 
 def main(argv: list[str]) -> int:

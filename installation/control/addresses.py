@@ -125,6 +125,9 @@ STATUS_ADDRESSES: dict[str, str] = {
     "/jadong/status/generator": "string: the generator and model painting now",
     "/jadong/status/error": "string: the last error (\"\" if none)",
     "/jadong/status/dropped": "int: items dropped by all channels so far",
+    "/jadong/status/presence": "int: 1 while the vision stage sees somebody (0 without [vision])",
+    "/jadong/status/people": "int: how many people the vision stage counts",
+    "/jadong/status/scene": "string: the scene words now, e.g. \"two people · red and blue · bright · calm\"",
 }
 
 

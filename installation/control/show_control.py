@@ -18,13 +18,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from installation.core.messages import Control, GenerationParams, Prompt
+from installation.core.colour_names import colour_name
+from installation.core.messages import Control, GenerationParams, Prompt, Scene
 from installation.core.text import clean_words
-from installation.show import MAX_PROMPT_CHARS, PROJECT_ROOT, SHOWS_DIR, Cue, PromptConfig, Show, ShowError
+from installation.show import (
+    MAX_PROMPT_CHARS,
+    PROJECT_ROOT,
+    SCENE_WORDS,
+    SHOWS_DIR,
+    Cue,
+    PromptConfig,
+    Show,
+    ShowError,
+    template_placeholders,
+)
 
 from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES, STATUS_TEXT_MAX_BYTES, fit_utf8, shorten
 from .capture import CaptureError, save_capture
 from .host import Sender, ShowHost
+from .scene_words import SceneWords, fill_template, scene_words
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +66,9 @@ class ShowState:
     caption_text: str = ""
     last_transcript: str = ""
     last_error: str = ""
+    scene: SceneWords = SceneWords()  # the scene words painted now (they change at most every change_every_s)
+    scene_t: float = float("-inf")  # when they last changed
+    seen: Scene | None = None  # the vision stage's newest scene, for status
 
 
 def initial_prompt(cfg: PromptConfig) -> Prompt:
@@ -91,7 +106,7 @@ class ShowControl:
         self.show = show
         self.host = host
         self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
-        self.state.listening = show.speech.listen != "gated"
+        self.state.listening = show.speech.listen == "always"  # gated: a performer opens it; presence: a visitor
         # A setter's return value (capture's Path, for one) is ignored.
         self._setters: dict[str, Callable[[Control], object]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
@@ -188,12 +203,21 @@ class ShowControl:
         """Turn the current words into the prompt the generator paints."""
         st = self.state
         words = clean_words(st.words)
-        if not words:
+        scene_seen = self.uses_scene() and any(st.scene.values().values())
+        if words and not st.templated:
+            text = words  # a performer's words, painted as sent
+        elif words or scene_seen:
+            # The template with the visitor's words and the scene's; before anyone speaks, a
+            # scene show paints what the camera sees, any other show its initial words.
+            text = fill_template(self.template(), {"speech": words, **st.scene.values()}, self.show.scene.empty)
+        else:
+            text = ""
+        if not text:
             # The show's initial words, with the negative prompt cues and OSC have set.
             prompt = replace(initial_prompt(self.show.prompt), negative=st.prompt.negative)
         else:
-            text = self.template().format(speech=words) if st.templated else words
-            prompt = Prompt(text=text, negative=st.prompt.negative, source=source, caption=caption)
+            prompt = Prompt(text=text[:MAX_PROMPT_CHARS], negative=st.prompt.negative,
+                            source=source if words else "scene", caption=caption)
         st.prompt = prompt
         self.host.publish_prompt(prompt)
 
@@ -243,6 +267,38 @@ class ShowControl:
 
     def from_speech(self, english: str, caption: str) -> None:
         self.set_words(english, templated=True, source="speech", caption=caption)
+
+    # --- the scene ------------------------------------------------------------------------
+    def uses_scene(self) -> bool:
+        """Whether the template painted now has scene placeholders."""
+        return bool(template_placeholders(self.template()) & set(SCENE_WORDS))
+
+    def from_scene(self, scene: Scene | None, now: float | None = None) -> bool:
+        """The vision stage's newest scene. Its words change the prompt at most every
+        [scene] change_every_s, and never under words a visitor or performer put there unless
+        the show allows it (over_speech); a change blends in like any prompt change. True if
+        the prompt was repainted."""
+        st = self.state
+        st.seen = scene
+        cfg = self.show.scene
+        words = scene_words(scene, cfg)
+        now = time.monotonic() if now is None else now
+        if words == st.scene or now - st.scene_t < cfg.change_every_s:
+            return False
+        if clean_words(st.words) and not (st.templated and cfg.over_speech):
+            return False  # the visitor's (or performer's) words are not overridden
+        st.scene, st.scene_t = words, now
+        if not self.uses_scene():
+            return False
+        if clean_words(st.words):
+            self.paint(st.prompt.source, st.prompt.caption)
+            return True
+        self.paint("scene")
+        if cfg.caption and scene is not None:
+            # The colours in the visitor's language: the prompt stays English.
+            language = self.show.speech.language
+            self.set_caption(" · ".join(colour_name(c, language) for c in scene.colours[: cfg.max_colours]))
+        return True
 
     # --- generation settings --------------------------------------------------------------
     def set_params(self, **changes: Any) -> None:
@@ -364,5 +420,8 @@ class ShowControl:
             "/jadong/status/generator": (run.generator,),
             "/jadong/status/error": (self.state.last_error,),
             "/jadong/status/dropped": (int(run.dropped),),
+            "/jadong/status/presence": (int(bool(self.state.seen and self.state.seen.presence)),),
+            "/jadong/status/people": (int(self.state.seen.people if self.state.seen else 0),),
+            "/jadong/status/scene": (scene_words(self.state.seen, self.show.scene).summary(),),
         }
         return [(address, tuple(_fit(v) for v in values[address])) for address in STATUS_ADDRESSES]

@@ -145,3 +145,32 @@ class Control:
     sender: tuple[str, int] | None = None
     query: bool = False  # a value address sent with no argument: answer with the current value
     t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person the vision stage found: where in the frame, and roughly how near."""
+
+    box: tuple[int, int, int, int]  # x, y, width, height in the camera frame's pixels
+    where: str  # "left", "centre" or "right" (thirds of the frame)
+    distance: str  # "near" or "far" (by the figure's size in the frame)
+    kind: str = "body"  # "body" (a whole figure) or "face"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the camera sees, as the vision stage reads it from one frame: published into a
+    latest-value slot a few times a second. Faces are counted, never identified."""
+
+    presence: bool  # someone is there (with hysteresis and a hold time)
+    people: int  # a stable count: it does not flicker between frames
+    persons: tuple[Person, ...] = ()
+    colours: tuple[str, ...] = ()  # dominant colour names in English, most dominant first
+    light: str = ""  # "dark", "dim" or "bright"
+    motion: str = ""  # "still", "calm" or "restless"
+    brightness: float = 0.0  # mean luminance, 0-1
+    motion_energy: float = 0.0  # 0-1: how much of the picture moves, and how fast
+    silhouette: np.ndarray | None = None  # uint8 person mask (255 = person) at the frame's size
+    caption: str = ""  # from the optional captioning model ("" without one)
+    source_t: float = 0.0  # the camera frame's stamp
+    t: float = field(default_factory=now)

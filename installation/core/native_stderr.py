@@ -29,7 +29,10 @@ NATIVE_NOISE = re.compile(
     rb"^\s*(ALSA lib |Expression '.*' failed in '|Cannot connect to server|jack server is not running|"
     rb"JackShm|JackClient|connect\(2\) call to|attempt to connect to server failed|"
     rb"(error: )?XDG_RUNTIME_DIR|pa_context_connect|Home directory not accessible|"
-    rb"Unknown PCM|Cannot open device|jack_client_open|Failed to connect to the sound server)"
+    rb"Unknown PCM|Cannot open device|jack_client_open|Failed to connect to the sound server|"
+    # TensorFlow Lite and absl (mediapipe's vision models) on their first inference
+    rb"INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog|"
+    rb"[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\])"
 )
 
 

@@ -43,7 +43,9 @@ def test_noise_patterns_match_library_lines_not_ours():
                   b"error: XDG_RUNTIME_DIR is invalid or not set in the environment.\n",
                   b"Expression 'alsa_snd_pcm_hw_params(pcm, hwParams)' failed in 'src/hostapi/alsa/pa_linux_alsa.c', "
                   b"line: 924\n",
-                  b"jack server is not running or cannot be started\n"):
+                  b"jack server is not running or cannot be started\n",
+                  b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+                  b"W0000 00:00:1796026384.596315   16435 inference_feedback_manager.cc:114] Feedback manager\n"):
         assert is_native_noise(noise), noise
     for ours in (b"07:40:01 WARNING jadong.app: no speech this run: no microphone\n",
                  b"Traceback (most recent call last):\n", b"error: --seconds must be above 0\n"):
