@@ -283,6 +283,32 @@ def check_speech(show: Show, show_arg: str = "") -> list[CheckResult]:
 # --- vision captioner (#10): the optional image-to-text model for {scene} ---------------------
 
 
+def check_vision(show: Show) -> list[CheckResult]:
+    """The vision stage's detectors: which the show gets on this machine (without importing
+    them: mediapipe takes a second), and that it has a camera to read."""
+    vision = show.vision
+    if not vision.enabled:
+        return [_not_needed("vision", "vision.enabled = false")]
+    if show.camera.source == "none":
+        return [CheckResult("vision", False,
+                            '[vision] is enabled but camera.source = "none": no scene words, no presence',
+                            "set camera.source to a camera or video file, or [vision] enabled = false")]
+    from .vision.faces import INSTALL_HINT
+
+    mediapipe = importlib.util.find_spec("mediapipe") is not None
+    faces = {"off": "none", "haar": "OpenCV's Haar cascade"}.get(
+        vision.faces, "mediapipe (full range)" if mediapipe else "OpenCV's Haar cascade (mediapipe not installed)")
+    mask = {"off": "none", "background": "background subtraction"}.get(
+        vision.silhouette, "mediapipe segmentation when someone is near" if mediapipe
+        else "background subtraction (mediapipe not installed)")
+    detail = (f"{vision.rate_hz:g} analyses a second; figures: HOG on moving shapes; faces: {faces}; "
+              f"silhouette: {mask}")
+    wanted = "mediapipe" in (vision.faces, vision.silhouette) or (vision.silhouette == "segmentation")
+    if wanted and not mediapipe:
+        return [CheckResult("vision", False, f"{detail}; the show asks for mediapipe", INSTALL_HINT)]
+    return [CheckResult("vision", True, detail)]
+
+
 def check_captioner(show: Show, show_arg: str = "") -> list[CheckResult]:
     """The show's [vision] captioner: on this machine (files only, no torch), or what to do."""
     from .vision.captioner import CAPTIONER_LICENCES, DEFAULT_CAPTIONER, is_hub_ref, locate_captioner
@@ -459,6 +485,7 @@ def run_checks(show: Show, show_arg: str = "") -> list[CheckResult]:
         ("diffusion model", lambda: check_diffusion_model(show, show_arg)),
         ("model extras", lambda: check_model_extras(show, show_arg)),
         ("speech model", lambda: check_speech(show, show_arg)),
+        ("vision", lambda: check_vision(show)),
         ("captioner", lambda: check_captioner(show, show_arg)),
         ("camera", lambda: check_camera(show)),
         ("microphone", lambda: check_microphone(show)),

@@ -283,3 +283,24 @@ def test_tiny_model_into_a_place_it_cannot_write_is_one_clear_line(tmp_path):
     proc = run("tiny-model", str(tmp_path / "t"), "--single-file", "/proc/x.safetensors")
     assert proc.returncode == 2 and "--single-file /proc/x.safetensors: cannot write into /proc" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "t" / "model_index.json").exists()
+
+
+def test_check_reports_the_vision_stage(tmp_path, monkeypatch):
+    import importlib.util
+
+    (off,) = answers(quiet_show(tmp_path), "vision")
+    assert not off.needed
+    (blind,) = answers(quiet_show(tmp_path, vision={"enabled": True}), "vision")
+    assert blind.problem and 'camera.source = "none"' in blind.detail
+    clip = str(ROOT / "assets" / "demo_loop.mp4")
+    (haar,) = answers(quiet_show(tmp_path, vision={"enabled": True, "faces": "haar"}, camera={"source": clip}),
+                      "vision")
+    assert not haar.problem and "faces: OpenCV's Haar cascade" in haar.detail
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mediapipe"
+                        else real_find_spec(name, *a))
+    (auto,) = answers(quiet_show(tmp_path, vision={"enabled": True}, camera={"source": clip}), "vision")
+    assert not auto.problem and "mediapipe not installed" in auto.detail
+    (asked,) = answers(quiet_show(tmp_path, vision={"enabled": True, "faces": "mediapipe"}, camera={"source": clip}),
+                       "vision")
+    assert asked.problem and "setup.sh" in asked.remedy

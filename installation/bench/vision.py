@@ -83,6 +83,7 @@ def _clip_frames(clip: Path, count: int, rate_hz: float) -> list[np.ndarray]:
 
 def analysis_cost(clip: Path, count: int, cfg: VisionConfig) -> dict[str, Any]:
     """The analyzer's own cost per frame, per part, as the vision worker runs it (one thread)."""
+    from installation.core.native_stderr import quiet_native_stderr
     from installation.vision.analyzer import SceneAnalyzer
 
     frames = _clip_frames(clip, count, cfg.rate_hz)
@@ -90,6 +91,8 @@ def analysis_cost(clip: Path, count: int, cfg: VisionConfig) -> dict[str, Any]:
     cv2.setNumThreads(1)  # as VisionWorker.setup does
     analyzer = SceneAnalyzer(cfg)
     try:
+        with quiet_native_stderr():  # TensorFlow Lite's set-up lines come with the first inference
+            analyzer.analyze(frames[0], t=-1.0, source_t=-1.0)
         cpu0 = sum(os.times()[:2])
         wall = []
         for i, frame in enumerate(frames):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from installation.core.messages import Scene
@@ -62,7 +63,7 @@ def scene_words(scene: Scene | None, cfg: SceneWordsConfig) -> SceneWords:
                       motion=word("motion", scene.motion, scene.motion), scene=scene.caption)
 
 
-def fill_template(template: str, values: dict[str, str], empty: dict[str, str] | None = None) -> str:
+def fill_template(template: str, values: Mapping[str, str], empty: Mapping[str, str] | None = None) -> str:
     """The template with its placeholders filled. A placeholder with no value takes the show's
     `empty` word for it; with none, the comma-separated clause that holds it is left out."""
     empty = empty or {}

@@ -209,7 +209,8 @@ class ShowControl:
         elif words or scene_seen:
             # The template with the visitor's words and the scene's; before anyone speaks, a
             # scene show paints what the camera sees, any other show its initial words.
-            text = fill_template(self.template(), {"speech": words, **st.scene.values()}, self.show.scene.empty)
+            empty = {str(name): word for name, word in self.show.scene.empty.items()}
+            text = fill_template(self.template(), {"speech": words, **st.scene.values()}, empty)
         else:
             text = ""
         if not text:
