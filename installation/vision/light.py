@@ -23,8 +23,8 @@ DIM_BELOW = 0.30
 # Motion energy 0-1 (motion.py: the share of the picture that changed between two analysed
 # frames, 1 = a fifth of it or more). Calibrated at 5 Hz on real footage: a still scene with
 # sensor noise is 0.000; one walker 75 px tall crossing a 640x360 street 0.035-0.045; the vtest
-# street with 3-10 walkers 0.09-0.28; the demo clip's close figure 0.2-0.3 while it turns and
-# 0.8-1.0 while it sweeps. So: "still" is nothing moving but noise, "calm" is people walking or
+# street with 3-10 walkers 0.09-0.28; the demo clip's close visitor 0.1-0.3 while lingering at
+# one side and 0.5-1.0 while swaying across. So: "still" is nothing moving but noise, "calm" is people walking or
 # a visitor gesturing, "restless" is a large part of the picture on the move.
 STILL_BELOW = 0.01
 CALM_BELOW = 0.40
