@@ -382,6 +382,9 @@ class App:
             return
         if version != self._scene_version:
             self._scene_version = version
+            if self.presenter is not None:
+                gen = self.show.generator
+                self.presenter.set_silhouette(scene.silhouette, (gen.width, gen.height))
             if self.show.speech.listen == "presence" and scene.presence != self.state.listening:
                 self.control.set_listening(scene.presence)
             key = (scene.presence, scene.people)

@@ -348,6 +348,9 @@ class DisplayConfig(_Section):
     caption_seconds: float = Field(12.0, gt=0, le=600, description="How long a caption stays.")
     caption_size: int = Field(40, ge=8, le=300, description="Caption font size in pixels on a 720-line screen (scaled to the screen).")
     hud: bool = Field(False, description="Overlay fps per stage, drops, generator and model.")
+    silhouette: Literal["off", "outline"] = Field(
+        "off", description="outline: draw the visitor's outline (the vision stage's person mask) over the picture; "
+        "needs [vision] enabled.")
     lock_keyboard: bool = Field(False, description="Esc does not quit (public spaces).")
 
 
@@ -448,6 +451,9 @@ class Show(_Section):
         if not self.vision.enabled:
             if self.speech.listen == "presence":
                 problems.append('speech.listen: "presence" needs the vision stage: set [vision] enabled = true')
+            if self.display.silhouette != "off":
+                problems.append(f'display.silhouette: "{self.display.silhouette}" needs the vision stage: '
+                                "set [vision] enabled = true")
             templates = {"prompt.template": self.prompt.template,
                          **{f"styles.{name}": t for name, t in self.styles.items()}}
             for where, template in templates.items():

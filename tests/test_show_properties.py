@@ -203,6 +203,7 @@ SPECIAL: dict[tuple[str, str], st.SearchStrategy] = {
     ("generator", "prepare_steps"): st.lists(st.integers(1, 50), max_size=3),
     # "presence" needs [vision] enabled, which a drawn show may not have: tried in test_show.py.
     ("speech", "listen"): st.sampled_from(["always", "gated"]),
+    ("display", "silhouette"): st.just("off"),  # "outline" needs [vision] enabled too
     ("scene", "vocabulary"): st.dictionaries(st.sampled_from(["people", "colours", "light", "motion"]),
                                              st.dictionaries(names(), texts(100), max_size=2), max_size=2),
     ("scene", "empty"): st.dictionaries(st.sampled_from(["speech", "people", "colours", "light", "motion", "scene"]),

@@ -37,6 +37,7 @@ from installation.display.captions import (  # noqa: E402
     render_text_box,
     screen_scale,
 )
+from installation.display.silhouette import outline_surface  # noqa: E402
 from installation.show import DisplayConfig  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ class Presenter:
         self._hud_surface: pygame.Surface | None = None
         self._hud_key: tuple | None = None
         self._hud_t = -1e9
+        self._outline_surface: pygame.Surface | None = None
         self._next_record_t: float | None = None
         self._record_layout: str | None = None
 
@@ -463,6 +465,14 @@ class Presenter:
         if text and self._opened:
             self._caption_surface = self._render_caption()
 
+    def set_silhouette(self, mask: np.ndarray | None, generated: tuple[int, int]) -> None:
+        """The visitor's person mask (uint8, 255 = person, camera pixels) from the vision stage,
+        drawn as an outline over the picture when `display.silhouette = "outline"`; `generated`
+        is the generator's frame size, whose crop of the camera the picture shows. None clears."""
+        if self.cfg.silhouette == "off" or not self._opened:
+            return
+        self._outline_surface = outline_surface(mask, generated, self.size)
+
     def set_label(self, text: str) -> None:
         """Small text top-left (e.g. why the preview generator runs); "" hides it."""
         text = text or ""
@@ -614,6 +624,8 @@ class Presenter:
 
     def _draw_overlays(self, now: float, screen: pygame.Surface) -> None:
         w, h = self.size
+        if self._outline_surface is not None and self._to is not None:
+            screen.blit(self._outline_surface, (0, 0))  # under the caption, which must stay readable
         if self.caption_visible and self._caption_surface is not None:
             since = now - self._caption_t
             self._caption_timing.hold_s = self.cfg.caption_seconds  # a cue may change it mid-show
