@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.core.colour_names import colour_name
-from installation.core.messages import Control, GenerationParams, Prompt, Scene
+from installation.core.messages import Control, ControlOutcome, GenerationParams, Prompt, Scene
 from installation.core.text import clean_words
 from installation.show import (
     MAX_PROMPT_CHARS,
@@ -43,6 +43,15 @@ log = logging.getLogger(__name__)
 CAPTURES_DIR = PROJECT_ROOT / "captures"
 SHOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_REASON_CHARS = 1000  # a refusal sent back and kept as last_error: a sentence, never a dump
+
+
+def _settle(control: Control, outcome: ControlOutcome) -> None:
+    """Tell a waiting sender what became of its control (once; a sender that gave up is fine)."""
+    if control.outcome is not None and not control.outcome.done():
+        try:
+            control.outcome.set_result(outcome)
+        except Exception:  # cancelled meanwhile by a sender that stopped waiting
+            pass
 
 
 class ControlError(ValueError):
@@ -173,13 +182,16 @@ class ShowControl:
                 getter = self._getters.get(address)
                 if getter is None:
                     raise ControlError("this address has no value to report")
+                values = getter()
                 if control.sender is not None:
-                    self.host.reply(control.sender, address, *getter())
+                    self.host.reply(control.sender, address, *values)
+                _settle(control, ControlOutcome(ok=True, values=values))
                 return
             setter = self._setters.get(address)
             if setter is None:
                 raise ControlError("no handler for this address")
             setter(control)
+            _settle(control, ControlOutcome(ok=True))
         except (ControlError, ShowError) as exc:
             self.refuse(control, str(exc))
         except Exception as exc:  # a bug here must cost one control, never the show
@@ -194,6 +206,7 @@ class ShowControl:
         self.host.on_event("error", source="control", stage="control", address=control.address, reason=reason)
         if control.sender is not None:
             self.host.reply(control.sender, ERROR_ADDRESS, control.address, reason)
+        _settle(control, ControlOutcome(ok=False, reason=reason))
 
     # --- the words ----------------------------------------------------------------------
     def template(self) -> str:

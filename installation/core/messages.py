@@ -7,6 +7,7 @@ latency from input to photon can be measured at the display.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +138,16 @@ class GeneratedFrame:
 
 
 @dataclass(frozen=True)
+class ControlOutcome:
+    """What became of a Control, for a sender that waits for the answer (the web page): done,
+    or refused with the reason; a query's values."""
+
+    ok: bool
+    reason: str = ""
+    values: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class Control:
     """A command from outside (OSC, keyboard): address and arguments, and who sent it."""
 
@@ -145,6 +156,9 @@ class Control:
     sender: tuple[str, int] | None = None
     query: bool = False  # a value address sent with no argument: answer with the current value
     t: float = field(default_factory=now)
+    # Settled with a ControlOutcome by the show control (main thread) for a sender that waits
+    # (the web page's POST /api/control); None for OSC, whose answers are datagrams.
+    outcome: Future[ControlOutcome] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

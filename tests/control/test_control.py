@@ -315,3 +315,20 @@ def test_style_names_match_like_cue_names_whatever_the_case():
     ctl = control_for(RecordingHost())
     send(ctl, "/jadong/style", "  NEON ")
     assert ctl.state.style == "neon"
+
+
+def test_a_waiting_sender_learns_what_became_of_its_control():
+    """The web page waits for the answer its POST gets: done, refused with the reason, or a
+    query's values."""
+    from concurrent.futures import Future
+
+    ctl = control_for(RecordingHost())
+    done: Future = Future()
+    ctl.handle(Control(address="/jadong/strength", args=(0.7,), outcome=done))
+    assert done.result(0).ok and ctl.state.params.strength == 0.7
+    refused: Future = Future()
+    ctl.handle(Control(address="/jadong/cue/go", args=("nowhere",), outcome=refused))
+    assert not refused.result(0).ok and "nowhere" in refused.result(0).reason
+    asked: Future = Future()
+    ctl.handle(Control(address="/jadong/strength", query=True, outcome=asked))
+    assert asked.result(0).values == (0.7,)
