@@ -283,6 +283,26 @@ class SceneWordsConfig(_Section):
                           "English otherwise).")
 
 
+class WebConfig(_Section):
+    enabled: bool = Field(False, description="Serve the operator's page, /healthz and /metrics (or pass --web-port N).")
+    host: str = Field("127.0.0.1", description="Address to serve on: 127.0.0.1 for this machine only, 0.0.0.0 "
+                      "for the gallery's network.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    password: str = Field("", max_length=MAX_NAME_CHARS, description="The operator's password (or set "
+                          "JADONG_WEB_PASSWORD); with neither, the page shows status but refuses controls.")
+    show_words: bool = Field(True, description="false: the page never shows the visitors' words (privacy).")
+
+
+class CurationConfig(_Section):
+    enabled: bool = Field(False, description="A person approves, edits or rejects each visitor's words (on the "
+                          "operator's page or over OSC) before they are painted.")
+    timeout_s: float = Field(30.0, ge=1, le=3600, description="Seconds words wait for a decision.")
+    on_timeout: Literal["accept", "drop"] = Field("drop", description="What happens to words nobody decided on.")
+    waiting_caption: str = Field("…", max_length=MAX_NAME_CHARS, description="Shown after the visitor's words "
+                                 "in the caption while they wait (they were heard).")
+    max_pending: int = Field(20, ge=1, le=200, description="Words waiting at most; the oldest are dropped beyond.")
+
+
 class GeneratorConfig(_Section):
     kind: Literal["auto", "diffusers", "preview"] = Field(
         "auto", description="auto: diffusers when the model is on disk, else the labelled preview.")
@@ -428,6 +448,8 @@ class Show(_Section):
     display: DisplayConfig = DisplayConfig()
     osc: OscConfig = OscConfig()
     vision: VisionConfig = VisionConfig()
+    web: WebConfig = Field(WebConfig(), description="The operator's page and monitoring endpoints.")
+    curation: CurationConfig = Field(CurationConfig(), description="Visitors' words approved by a person first.")
     scene: SceneWordsConfig = Field(SceneWordsConfig(), description="How scene words enter prompts.")
     styles: dict[StyleName, Template] = Field(
         {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "

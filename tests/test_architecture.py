@@ -306,6 +306,7 @@ ROOM_DEPENDENCIES: dict[str, set[str]] = {
     "display": {"core"},
     "control": {"core"},
     "vision": {"core"},
+    "web": {"core", "control"},  # control: the one address table decides what a control accepts
 }
 SHARED = {TOP, "installation.show"}
 
