@@ -396,3 +396,13 @@ def test_pyproject_dependencies_match_requirements_txt():
     assert sorted(project["dependencies"]) == sorted(p for p in pinned if p), (
         "pyproject.toml [project] dependencies and requirements.txt list different packages"
     )
+
+
+def test_test_files_have_unique_names():
+    """The test folders have no __init__.py, so pytest imports each test file by its bare name:
+    two with the same name in different rooms stop the whole run at collection."""
+    tests = Path(__file__).resolve().parent
+    names: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
