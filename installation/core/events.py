@@ -92,7 +92,9 @@ class EventLog:
     """`path` may contain "{day}" (YYYYMMDD): a show that runs for weeks then writes one file a
     day, which staff can read, rotate and delete like any log."""
 
-    def __init__(self, path: Path | None, also: TextIO | None = None) -> None:
+    def __init__(self, path: Path | None, also: TextIO | None = None,
+                 observer: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self._observer = observer  # sees every event written (the counters for monitoring); must not raise
         self._template = str(path) if path is not None and DAY in str(path) else None
         self._day = time.strftime("%Y%m%d")
         self.path = Path(self._template.replace(DAY, self._day)) if self._template else path
@@ -131,6 +133,11 @@ class EventLog:
             "event": event,
         }
         record.update({k: _jsonable(v) for k, v in fields.items()})
+        if self._observer is not None:
+            try:
+                self._observer(event, fields)
+            except Exception:
+                log.exception("an event observer failed on %r", event)
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
             if self._template is not None:
