@@ -22,6 +22,7 @@ from typing import Any
 from .control.host import RuntimeStatus, Screen, ScreenSettings, Sender
 from .control.show_control import ShowControl, ShowState
 from .core.channels import DropOldestQueue, LatestSlot
+from .core.counters import EventCounters
 from .core.events import EventLog, FloodSummary
 from .core.messages import (
     AudioChunk,
@@ -60,7 +61,9 @@ class App:
         self.show = show
         self.options = options
         self.stop_event = threading.Event()
-        self.events = EventLog(options.log_path)
+        self.counters = EventCounters()  # for /metrics and the operator's page
+        self.events = EventLog(options.log_path, observer=self.counters.count)
+        self.started_t = time.monotonic()
         # A fader streaming at 60 Hz for weeks would write millions of lines: the first 20
         # messages in each 10 s are logged, the rest summarised per address.
         self._osc_log = FloodSummary(self.events, "osc", burst=20, window_s=10.0)
@@ -318,6 +321,7 @@ class App:
     def _switch_show(self, show: Show, sender: tuple[str, int] | None = None) -> None:
         """The screen, the recording and the OSC server carry over; the rest is the new show's.
         If the new show cannot be built, the old one is built again and the sender is told."""
+        self.control.discard_pending("show switch")  # words waiting for a person go, each with an event
         old_show, old_workers, blackout = self.show, self.workers, self.state.blackout
         for w in old_workers:
             w.stop()
@@ -519,6 +523,7 @@ class App:
                 self.presenter.set_hud(self.hud_lines())
             self.presenter.render()
             now = time.monotonic()
+            self.control.tick(now)  # [curation]: words nobody decided on get the show's on_timeout
             self._push_status(now)
             self._report_recording_stop()
             problems_before = self.supervisor.problems

@@ -66,6 +66,7 @@ def _table(*rows: Address) -> dict[str, Address]:
 
 
 SECONDS = (0.0, 60.0)
+WORDS_ID = (0, 2**31 - 1)  # curation ids; 0 = the oldest words waiting
 
 ADDRESSES: dict[str, Address] = _table(
     # The picture's words
@@ -111,6 +112,15 @@ ADDRESSES: dict[str, Address] = _table(
             "action"),
     Address("/jadong/status", "", "send all /jadong/status/... values to the sender now", "action"),
     Address("/jadong/quit", "", "end the show cleanly", "action"),
+    # Curation ([curation] enabled): visitors' words wait for a person. An id of 0 means the oldest words.
+    Address("/jadong/queue", "", "reply with the words waiting: how many, then the oldest's id, English words, "
+            "the visitor's own words and seconds waited (0, \"\", \"\", 0 when none)", "action"),
+    Address("/jadong/queue/approve", "i", "paint the waiting words with this id (0: the oldest)", "action",
+            limits=(WORDS_ID,)),
+    Address("/jadong/queue/edit", "is", "paint these words instead of the waiting words with this id (0: the oldest)",
+            "action", limits=(WORDS_ID,), max_chars=MAX_PROMPT_CHARS),
+    Address("/jadong/queue/reject", "i", "never paint the waiting words with this id (0: the oldest)", "action",
+            limits=(WORDS_ID,)),
 )
 
 # Pushed to [osc] status_targets at status_hz, and sent to whoever asks /jadong/status.
@@ -128,6 +138,7 @@ STATUS_ADDRESSES: dict[str, str] = {
     "/jadong/status/presence": "int: 1 while the vision stage sees somebody (0 without [vision])",
     "/jadong/status/people": "int: how many people the vision stage counts",
     "/jadong/status/scene": "string: the scene words now, e.g. \"two people · red and blue · bright · calm\"",
+    "/jadong/status/queue": "int: visitors' words waiting for a decision ([curation]; 0 without)",
 }
 
 

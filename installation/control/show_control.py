@@ -35,6 +35,20 @@ from installation.show import (
 
 from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES, STATUS_TEXT_MAX_BYTES, fit_utf8, shorten
 from .capture import CaptureError, save_capture
+from .curation import (
+    APPROVE,
+    DISCARDED,
+    EDIT,
+    OVERFLOW,
+    PAINTING,
+    REJECT,
+    TIMEOUT_ACCEPT,
+    TIMEOUT_DROP,
+    CurationQueue,
+    PendingWords,
+    UnknownWords,
+    who,
+)
 from .host import Sender, ShowHost
 from .scene_words import SceneWords, fill_template, scene_words
 
@@ -116,6 +130,7 @@ class ShowControl:
         self.host = host
         self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
         self.state.listening = show.speech.listen == "always"  # gated: a performer opens it; presence: a visitor
+        self.queue = CurationQueue(show.curation)  # visitors' words waiting for a person ([curation])
         # A setter's return value (capture's Path, for one) is ignored.
         self._setters: dict[str, Callable[[Control], object]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
@@ -144,6 +159,10 @@ class ShowControl:
             "/jadong/capture": lambda c: self.capture(c.sender),
             "/jadong/status": lambda c: self.host.send_status(c.sender) if c.sender else None,
             "/jadong/quit": lambda c: self.host.request_quit("osc", c.sender),
+            "/jadong/queue": lambda c: self.reply_queue(c.sender),
+            "/jadong/queue/approve": lambda c: self.approve(c.args[0], c.sender),
+            "/jadong/queue/edit": lambda c: self.edit(c.args[0], c.args[1], c.sender),
+            "/jadong/queue/reject": lambda c: self.reject(c.args[0], c.sender),
         }
         self._getters: dict[str, Callable[[], tuple[Any, ...]]] = {
             "/jadong/prompt": lambda: (self.state.prompt.text,),
@@ -280,7 +299,114 @@ class ShowControl:
                        self.state.prompt.caption)
 
     def from_speech(self, english: str, caption: str) -> None:
+        if self.show.curation.enabled:
+            self.hold_words(english, caption)  # a person decides first
+            return
         self.set_words(english, templated=True, source="speech", caption=caption)
+
+    # --- curation: the artist keeps the last choice ([curation]) ---------------------------
+    # Reject and timeout-drop clear the caption if it still shows those words waiting: the
+    # waiting mark promised a picture, and words left on screen would read as painted. Approve,
+    # edit and timeout-accept show the visitor's own words (the mark gone) unless other words
+    # are waiting on screen. An edit changes the prompt, never what the visitor is shown to
+    # have said; the event log keeps both.
+    def waiting_caption(self, words: PendingWords) -> str:
+        return f"{words.caption} {self.show.curation.waiting_caption}".strip()
+
+    def hold_words(self, english: str, caption: str, now: float | None = None) -> PendingWords:
+        """Queue a visitor's words for a decision; the caption shows them with the waiting mark."""
+        text = clean_words(english)
+        if not text:
+            raise ControlError("expected some words, got an empty prompt")
+        words, pushed_out = self.queue.add(text, clean_words(caption) or text, now)
+        for old in pushed_out:  # the bound: the oldest go first, and say so
+            self.queue.remember(old, OVERFLOW, "queue", words.t)
+            self._report(old, OVERFLOW, "queue", old.text, words.t)
+            self._take_caption_back(old)
+        self.set_caption(self.waiting_caption(words))
+        self.host.on_event("curation", state="waiting", id=words.id, text=words.text, caption=words.caption,
+                           pending=len(self.queue))
+        return words
+
+    def approve(self, words_id: int, sender: Sender | None = None) -> None:
+        words = self._waiting(words_id)
+        self._decide(words, APPROVE, who(sender), words.text)
+
+    def edit(self, words_id: int, text: str, sender: Sender | None = None) -> None:
+        words = self._waiting(words_id)
+        if not clean_words(text):
+            raise ControlError("expected the edited words, got none (use /jadong/queue/reject to paint nothing)")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise ControlError(f"the edited words are {len(text)} characters; at most {MAX_PROMPT_CHARS} are accepted")
+        self._decide(words, EDIT, who(sender), text.strip())
+
+    def reject(self, words_id: int, sender: Sender | None = None) -> None:
+        words = self._waiting(words_id)
+        self._decide(words, REJECT, who(sender), words.text)
+
+    def tick(self, now: float | None = None) -> None:
+        """Every frame: words nobody decided on within [curation] timeout_s get on_timeout."""
+        if not len(self.queue):
+            return
+        now = time.monotonic() if now is None else now
+        accept = self.show.curation.on_timeout == "accept"
+        for words in self.queue.expired(now):
+            self._decide(words, TIMEOUT_ACCEPT if accept else TIMEOUT_DROP, "timeout", words.text, now)
+
+    def discard_pending(self, by: str = "show switch") -> None:
+        """Every word waiting dropped, each with its event (the show stops or changes)."""
+        now = time.monotonic()
+        for words in self.queue.clear():
+            self._decide(words, DISCARDED, by, words.text, now)
+
+    def queue_snapshot(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The words waiting, for the operator's page: [{id, text, caption, age_s, left_s}], oldest first."""
+        return self.queue.snapshot(now)
+
+    def reply_queue(self, sender: Sender | None) -> None:
+        """/jadong/queue: how many words wait, and the oldest (id, English, the visitor's words,
+        seconds waited); 0, "", "", 0.0 when none wait. Approve it with /jadong/queue/approve 0."""
+        if sender is None:
+            return
+        pending = self.queue.pending()
+        if not pending:
+            self.host.reply(sender, "/jadong/queue", 0, 0, "", "", 0.0)
+            return
+        oldest = pending[0]
+        self.host.reply(sender, "/jadong/queue", len(pending), oldest.id, _fit(oldest.text), _fit(oldest.caption),
+                        round(max(0.0, time.monotonic() - oldest.t), 2))
+
+    def _waiting(self, words_id: int) -> PendingWords:
+        try:
+            return self.queue.find(words_id)
+        except UnknownWords as exc:
+            hint = ("" if self.show.curation.enabled
+                    else "; this show paints visitors' words at once ([curation] enabled = false)")
+            raise ControlError(f"{exc}{hint}") from None
+
+    def _decide(self, words: PendingWords, decision: str, by: str, text: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.queue.remove(words, decision, by, now)
+        # The decision is logged before the prompt it paints: the log reads "approved by ..., then painted".
+        self._report(words, decision, by, text, now)
+        if decision not in PAINTING:
+            self._take_caption_back(words)
+            return
+        self.set_words(text, templated=True, source="speech", caption=words.caption)
+        if not any(self.state.caption_text == self.waiting_caption(w) for w in self.queue.pending()):
+            self.set_caption(words.caption)
+
+    def _report(self, words: PendingWords, decision: str, by: str, text: str, now: float) -> None:
+        fields: dict[str, Any] = {"state": "painted" if decision in PAINTING else "dropped", "id": words.id,
+                                  "decision": decision, "who": by, "text": text, "caption": words.caption,
+                                  "waited_s": round(max(0.0, now - words.t), 3)}
+        if decision == EDIT:
+            fields["heard"] = words.text
+        self.host.on_event("curation", **fields)
+
+    def _take_caption_back(self, words: PendingWords) -> None:
+        if self.state.caption_text == self.waiting_caption(words):
+            self.set_caption("")
 
     # --- the scene ------------------------------------------------------------------------
     def uses_scene(self) -> bool:
@@ -437,5 +563,6 @@ class ShowControl:
             "/jadong/status/presence": (int(bool(self.state.seen and self.state.seen.presence)),),
             "/jadong/status/people": (int(self.state.seen.people if self.state.seen else 0),),
             "/jadong/status/scene": (scene_words(self.state.seen, self.show.scene).summary(),),
+            "/jadong/status/queue": (len(self.queue),),
         }
         return [(address, tuple(_fit(v) for v in values[address])) for address in STATUS_ADDRESSES]

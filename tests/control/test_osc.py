@@ -463,14 +463,19 @@ def test_every_string_argument_has_a_limit():
 
 @pytest.mark.parametrize("address", STRING_ADDRESSES)
 def test_over_long_strings_are_refused_naming_the_limit(server, client, controls, events, address):
-    limit = ADDRESSES[address].max_chars
-    client.send_message(address, "x" * (limit + 1))
+    row = ADDRESSES[address]
+    limit = row.max_chars
+
+    def args(text: str) -> list:  # the row's string arguments `text`, the others valid
+        return [text if code in "sx" else {"i": 1, "f": 0.5, "T": True}[code] for code in row.args]
+
+    client.send_message(address, args("x" * (limit + 1)))
     reply = next_reply(client)
     assert reply.address == ERROR_ADDRESS and reply.params[0] == address
     assert f"at most {limit} characters" in reply.params[1] and str(limit + 1) in reply.params[1]
     assert controls.get_nowait() is None
     if address not in ("/jadong/mode",):  # a mode is one of three words: the longest is refused there
-        client.send_message(address, "y" * limit)
+        client.send_message(address, args("y" * limit))
         next_control(controls)
 
 
