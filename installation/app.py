@@ -279,6 +279,8 @@ class App:
     def publish_prompt(self, prompt: Prompt) -> None:
         self.prompt_slot.put(prompt)
         fields = {"text": prompt.text, "source": prompt.source, "negative": prompt.negative}
+        if prompt.approved_by:
+            fields["approved_by"] = prompt.approved_by
         if prompt.source == "osc":
             self._osc_prompts.write(prompt.source, **fields)
         else:

@@ -37,6 +37,7 @@ def save_capture(frame: GeneratedFrame, folder: Path, *, show: str, cue: str) ->
         "negative": frame.prompt.negative,
         "source": frame.prompt.source,
         "caption": frame.prompt.caption,
+        "approved_by": frame.prompt.approved_by,  # [curation]: a person's decision, "" when none was needed
         "generator": frame.generator,
         "model": frame.model,
         "params": {k: v for k, v in asdict(frame.params).items() if k != "t"},

@@ -89,6 +89,7 @@ class ShowState:
     caption_text: str = ""
     last_transcript: str = ""
     last_error: str = ""
+    approved_by: str = ""  # [curation]: who let the painted words through
     scene: SceneWords = SceneWords()  # the scene words painted now (they change at most every change_every_s)
     scene_t: float = float("-inf")  # when they last changed
     seen: Scene | None = None  # the vision stage's newest scene, for status
@@ -250,13 +251,16 @@ class ShowControl:
             prompt = replace(initial_prompt(self.show.prompt), negative=st.prompt.negative)
         else:
             prompt = Prompt(text=text[:MAX_PROMPT_CHARS], negative=st.prompt.negative,
-                            source=source if words else "scene", caption=caption)
+                            source=source if words else "scene", caption=caption,
+                            approved_by=st.approved_by if words else "")
         st.prompt = prompt
         self.host.publish_prompt(prompt)
 
-    def set_words(self, words: str, templated: bool, source: str, caption: str = "") -> None:
+    def set_words(self, words: str, templated: bool, source: str, caption: str = "",
+                  approved_by: str = "") -> None:
         if not clean_words(words):
             raise ControlError("expected some words, got an empty prompt (use /jadong/prompt/clear)")
+        self.state.approved_by = approved_by
         self.state.words = words
         self.state.templated = templated
         self.paint(source, caption)
@@ -392,7 +396,8 @@ class ShowControl:
         if decision not in PAINTING:
             self._take_caption_back(words)
             return
-        self.set_words(text, templated=True, source="speech", caption=words.caption)
+        self.set_words(text, templated=True, source="speech", caption=words.caption,
+                       approved_by=f"{decision} by {by}")
         if not any(self.state.caption_text == self.waiting_caption(w) for w in self.queue.pending()):
             self.set_caption(words.caption)
 

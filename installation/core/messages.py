@@ -107,6 +107,7 @@ class Prompt:
     negative: str = ""
     source: str = "show"  # "show", "speech", "osc"
     caption: str = ""  # what the visitor said, in their own language, for the screen
+    approved_by: str = ""  # [curation]: the decision that let the words be painted ("approve by web")
     t: float = field(default_factory=now)
 
 

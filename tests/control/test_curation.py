@@ -295,3 +295,27 @@ def test_the_curated_example_show_holds_words_and_serves_the_page():
     assert host.prompts == [] and host.screen.caption == "a red fox …"
     ctl.tick(time.monotonic() + show.curation.timeout_s)
     assert host.prompts == [] and curation_events(host)[-1]["decision"] == "timeout-drop"
+
+
+def test_the_painted_prompt_and_its_capture_say_who_approved_it(tmp_path, monkeypatch):
+    """Provenance: a capture's JSON names the person's decision that let the words through."""
+    import numpy as np
+
+    from installation.control import show_control
+    from installation.core.messages import GeneratedFrame, GenerationParams
+
+    host, ctl = curated()
+    words = ctl.hold_words("a red fox", "빨간 여우")
+    send(ctl, "/jadong/queue/approve", words.id)
+    prompt = host.prompts[-1]
+    assert prompt.approved_by == f"approve by {WHO}"
+    ctl.from_speech("a blue whale", caption="a blue whale")  # waits: the painted prompt is unchanged
+    assert host.prompts[-1].approved_by == f"approve by {WHO}"
+    monkeypatch.setattr(show_control, "CAPTURES_DIR", tmp_path)
+    host.screen.current_frame = GeneratedFrame(image=np.zeros((8, 8, 3), np.uint8), prompt=prompt,
+                                               params=GenerationParams(), generator="preview", model="")
+    path = ctl.capture(None)
+    record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert record["approved_by"] == f"approve by {WHO}"
+    send(ctl, "/jadong/prompt", "a lighthouse")  # a performer's words need no approval
+    assert host.prompts[-1].approved_by == ""
