@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import web_bridge
 from .control.host import RuntimeStatus, Screen, ScreenSettings, Sender
 from .control.show_control import ShowControl, ShowState
 from .core.channels import DropOldestQueue, LatestSlot
@@ -41,6 +42,7 @@ from .core.worker import Worker, stop_all
 from .generation.choice import params_from_config
 from .show import Show, ShowError, load_show
 from .speech.words import WordsPipeline
+from .web.bridge import WEB_SENDER
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class RunOptions:
     record_fps: float = 30.0  # half of a 60 Hz display: encoding 720p at 60 fps takes most of a core
     log_path: Path | None = None
     started_mono: float | None = None  # when the process started, for start-up timing
+    web_port: int | None = None  # serve the operator's page on this port (overrides [web])
 
 
 class App:
@@ -74,6 +77,9 @@ class App:
         self.controls: DropOldestQueue[Control] = DropOldestQueue("controls", maxsize=4096)
         self.osc = None
         self.presenter = None
+        self.web: Any = None  # the web server (web/server.py), when the operator's page is on
+        self.web_bridge: Any = None
+        self._web_published_t = 0.0
         self._screen_settings = ScreenSettings()  # the screen until the window opens
         self._pending_show: tuple[Show, tuple[str, int] | None] | None = None
         self._signal: int | None = None
@@ -215,6 +221,38 @@ class App:
             log.error("OSC disabled: %s", exc)
             self.osc = None
 
+    def _build_web(self) -> None:
+        """The operator's page, /healthz and /metrics: one server for the whole run (it outlives
+        show switches; the page reconnects)."""
+        cfg = self.show.web
+        if not cfg.enabled and self.options.web_port is None:
+            return
+        from .web.bridge import SnapshotBridge
+        from .web.server import WebError, WebServer
+
+        bridge = SnapshotBridge(self.controls)
+        server = WebServer(bridge, cfg, port=self.options.web_port, on_event=self.on_event)
+        try:
+            server.start()
+        except WebError as exc:
+            self.events.write("error", stage="web", reason=str(exc))
+            log.error("operator's page disabled: %s", exc)
+            return
+        self.web, self.web_bridge = server, bridge
+        self._publish_web(time.monotonic(), force=True)
+        log.info("operator's page on %s", server.url)
+
+    def _publish_web(self, now: float, force: bool = False) -> None:
+        bridge = self.web_bridge
+        if bridge is None or (not force and now - self._web_published_t < web_bridge.PUBLISH_EVERY_S):
+            return
+        self._web_published_t = now
+        bridge.publish_status(web_bridge.status(self, now))
+        bridge.publish_health(*web_bridge.health(self))
+        bridge.publish_metrics(web_bridge.metrics(self, now))
+        frame = self.current_frame()
+        bridge.publish_preview(frame.image if frame is not None else None)
+
     def _build_display(self) -> None:
         from .display.presenter import Presenter
 
@@ -300,10 +338,14 @@ class App:
         return self.osc.reply_target(sender) if self.osc is not None else sender
 
     def reply(self, sender: Sender, address: str, *args: Any) -> None:
+        if sender == WEB_SENDER:
+            return  # the page waits for its control's outcome instead of a datagram
         if self.osc is not None:
             self.osc.reply(self.reply_target(sender), address, *args)
 
     def send_status(self, sender: Sender) -> None:
+        if sender == WEB_SENDER:
+            return  # the page reads /api/status
         if self.osc is not None:
             self.osc.send_bundle(self.reply_target(sender), self.control.status_values())
 
@@ -474,6 +516,7 @@ class App:
         self._resolve_status_targets()
         self._build_inputs_and_generator()
         self._build_osc()
+        self._build_web()
         self.events.write("prompt", text=self.state.prompt.text, source="show",
                           negative=self.state.prompt.negative)
 
@@ -527,6 +570,7 @@ class App:
             now = time.monotonic()
             self.control.tick(now)  # [curation]: words nobody decided on get the show's on_timeout
             self._push_status(now)
+            self._publish_web(now)
             self._report_recording_stop()
             problems_before = self.supervisor.problems
             problems = self.supervisor.check(self.workers, now)
@@ -562,9 +606,13 @@ class App:
         self.state.last_error = rec.stopped
 
     def shutdown(self) -> list[str]:
+        if self.web_bridge is not None:
+            self.web_bridge.close()  # the page hears "stopping" at once rather than waiting for answers
         hung = stop_all(self.workers, timeout=8.0)
         if self.osc is not None:
             self.osc.stop()
+        if self.web is not None:
+            self.web.stop()
         self._osc_log.flush()
         self._osc_errors.flush()
         self._osc_prompts.flush()

@@ -39,6 +39,12 @@ def _rate(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python run.py",
@@ -63,6 +69,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", type=Path, default=None,
                    help="event log (JSON lines); default logs/events-DAY.jsonl, a new file each day")
     p.add_argument("--osc-port", type=int, default=None, help="OSC UDP port (0: any free port)")
+    p.add_argument("--web-port", type=_port, default=None, metavar="N",
+                   help="serve the operator's page, /healthz and /metrics on TCP port N (0: any free port)")
     p.add_argument("--monitor", type=int, default=None, help="monitor index for fullscreen")
     p.add_argument("--hud", action="store_true", help="show the HUD (fps per stage, drops, generator)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -153,7 +161,7 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
 
     log_path = args.log or default_log_path()
     options = RunOptions(seconds=args.seconds, record=args.record, record_fps=args.record_fps,
-                         log_path=log_path, started_mono=started_mono)
+                         log_path=log_path, started_mono=started_mono, web_port=args.web_port)
     app = App(show, options)
     log.info("show %s (%s); event log %s", show.show.name, show.path, app.events.path)
     return app.run()

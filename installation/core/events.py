@@ -45,6 +45,8 @@ STAGES: dict[str, str] = {
     "control": "A valid OSC message the show could not apply: an unknown cue or style, a show file that "
                "cannot load. The sender gets `/jadong/error` with the reason.",
     "show": "Switching shows (`/jadong/show`) failed; the previous show was started again.",
+    "web": "The operator's page could not start (its port is taken, the address is not this machine's): the "
+           "show runs without it. Set `[web] port` or `--web-port`, or stop what holds the port.",
     "vision": "The vision stage (people, presence, scene words) failed or has no camera to read; the "
               "prompt keeps its last scene words. Check `[vision]` and the camera; `python run.py check` "
               "says which detectors are installed.",
