@@ -6,13 +6,35 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .control.show_control import shows_available
+from .control.show_control import ShowControl, ShowState, shows_available
+from .core.counters import EventCounters
+from .core.worker import Worker
+from .show import Show
 from .web.bridge import MetricsSnapshot, error_entry
 
-if TYPE_CHECKING:
-    from .app import App
+
+class App(Protocol):
+    """What the snapshot reads of the app (app.App), named here so this module needs no
+    import of app.py."""
+
+    show: Show
+    control: ShowControl
+    counters: EventCounters
+    workers: list[Worker]
+    generator_worker: Any
+    presenter: Any
+    started_t: float
+
+    @property
+    def state(self) -> ShowState: ...
+
+    def stage_of(self, worker: Worker) -> str: ...
+
+    def stage_rates(self) -> dict[str, float]: ...
+
+    def drop_counts(self) -> dict[str, int]: ...
 
 PUBLISH_EVERY_S = 0.25  # the page updates at most ~4 times a second; the snapshot is cheap
 HEALTH_STALL_S = 10.0  # a stage that has not worked this long makes /healthz answer 503
