@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 TORCH_VERSION=2.13.0
+# chromium and chromium-driver: the operator's page tests drive a real browser (selenium).
 APT_PACKAGES=(espeak-ng ffmpeg xvfb x11-utils imagemagick liblo-tools libportaudio2
-              pulseaudio pulseaudio-utils fonts-nanum)
+              pulseaudio pulseaudio-utils fonts-nanum chromium chromium-driver)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

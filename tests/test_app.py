@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from conftest import read_video
 from installation.app import App, RunOptions
 from installation.show import load_show
+from media import read_video
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

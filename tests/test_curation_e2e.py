@@ -17,11 +17,11 @@ import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from conftest import espeak_wav
 from installation.app import RunOptions
 from installation.harness import start_show_thread, stop_show_thread
 from installation.inputs.wav import load_wav_16k
 from installation.show import parse_show
+from media import espeak_wav
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,6 @@ import numpy as np
 import pygame
 import pytest
 
-from conftest import read_video
 from installation.core.messages import GeneratedFrame, GenerationParams, Prompt
 from installation.display.captions import (
     CaptionTiming,
@@ -33,6 +32,7 @@ from installation.display.presenter import (
 )
 from installation.display.recorder import RecorderError, VideoRecorder
 from installation.show import DisplayConfig
+from media import read_video
 
 W, H = 320, 180
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)

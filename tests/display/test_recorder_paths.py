@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_video
 from installation.display.presenter import Presenter
 from installation.display.recorder import RecorderError, VideoRecorder, record_path_problem
 from installation.show import DisplayConfig
+from media import read_video
 
 ROOT = Path(__file__).resolve().parents[2]
 W, H = 160, 96

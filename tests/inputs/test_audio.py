@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk
@@ -19,6 +18,7 @@ from installation.core.worker import stop_all
 from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_microphones, open_audio_source
 from installation.inputs.wav import AudioUnavailable, WavFileSource, load_wav_16k, read_wav, resample
 from installation.show import MicrophoneConfig
+from media import espeak_wav
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is installed by `make setup`")
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Decoded, Transcript, Utterance
 from installation.core.worker import stop_all
@@ -21,6 +20,7 @@ from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer, EnergyGate, rms_dbfs
 from installation.speech.guards import rejection_reason
 from installation.speech.worker import SpeechWorker
+from media import espeak_wav
 
 SR = 16000
 T0 = 1000.0  # capture time of the first sample, as a monotonic stamp would be

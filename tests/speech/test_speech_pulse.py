@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.channels import DropOldestQueue
 from installation.core.interfaces import DeviceLost
 from installation.core.messages import AudioChunk, Transcript
@@ -26,6 +25,7 @@ from installation.inputs.microphone import MicWorker, SoundDeviceSource, list_mi
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
+from media import espeak_wav
 
 pytestmark = [
     pytest.mark.pulse,

