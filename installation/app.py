@@ -205,7 +205,8 @@ class App:
             gen_cfg.width, gen_cfg.height, reason=f"Preview while {gen_cfg.model} loads")
         self.generator_worker = GeneratorWorker(
             generator, fallback, self.prompt_slot, self.params_slot, self.camera_slot, self.frame_slot,
-            gen_cfg, on_error=self.on_worker_error, on_event=self.on_event)
+            gen_cfg, on_error=self.on_worker_error, on_event=self.on_event, scene=self.scene_slot,
+            may_mask=any(cue.mask not in (None, "off") for cue in self.show.cues))
         self.workers.append(self.generator_worker)
 
     def _build_osc(self) -> None:
@@ -470,7 +471,9 @@ class App:
             lines.append(f"generator {gw.active_name}  {model}")
         cue = self.control.cue_name()
         if cue:
-            lines.append(f"cue {self.state.cue_index + 1}: {cue}")
+            left = self.control.time_left()
+            timed = f" ({left:.0f} s left)" if left is not None else ""
+            lines.append(f"cue {self.state.cue_index + 1}: {cue}{timed}")
         if self.state.last_error:
             lines.append(f"last error: {self.state.last_error[:80]}")
         return lines
@@ -551,6 +554,10 @@ class App:
             for action in self.presenter.poll_events():
                 if action == "quit":
                     self.request_quit("keyboard")
+                elif action in ("go", "back"):  # space or right arrow, left arrow: the cues
+                    self.control.keyboard(action)
+                elif action == "capture":  # p: the picture on screen, as /jadong/capture
+                    self.control.capture_key()
             self._apply_controls()
             for transcript in self.transcripts.drain():
                 self.handle_transcript(transcript)
@@ -616,6 +623,8 @@ class App:
         self._osc_log.flush()
         self._osc_errors.flush()
         self._osc_prompts.flush()
+        if not self.control.captures.flush(timeout=5.0):  # captures taken just before the end are kept
+            self.events.write("error", stage="capture", reason="captures still being written at shutdown were lost")
         if self.presenter is not None:
             self.presenter.close()
         self.events.write("stop", hung=hung, **{f"dropped_{k}": v for k, v in self.drop_counts().items()})

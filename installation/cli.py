@@ -14,7 +14,7 @@ from .show import PROJECT_ROOT, Show, ShowError, load_show
 
 log = logging.getLogger("jadong")
 
-COMMANDS = ("devices", "check", "tiny-model", "fetch-models")
+COMMANDS = ("devices", "check", "tiny-model", "fetch-models", "credentials", "verify")
 
 
 def _seconds(text: str) -> float:
@@ -48,7 +48,8 @@ def _port(text: str) -> int:
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python run.py",
-        description="Run a Jadong show. Tools: `python run.py devices | check | tiny-model DIR | fetch-models [SHOW]`.",
+        description="Run a Jadong show. Tools: `python run.py devices | check | tiny-model DIR | fetch-models [SHOW] | "
+                    "credentials DIR | verify FILE | render SHOW`.",
     )
     p.add_argument("show", nargs="?", default=None,
                    help="a show name in shows/ or a path to a .toml file (default: shows/default.toml)")
@@ -170,6 +171,10 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
 def main(argv: list[str] | None = None, started_mono: float | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if argv and argv[0] == "render":  # a whole video file restyled, not in real time (render.py)
+        from .render import main as render
+
+        return render(argv[1:])
     if argv and argv[0] in COMMANDS:
         from . import tools
 

@@ -343,8 +343,17 @@ class GeneratorConfig(_Section):
         0.98, ge=0.0, le=1.0, description="Skip camera frames this similar (cosine, 0-1) to the last painted one (0: off).")
     feedback: float = Field(0.0, ge=0.0, le=0.95, description="Blend this much of the previous frame into each new one, against flicker.")
     prompt_blend_s: float = Field(1.5, ge=0.0, le=60.0, description="Seconds over which a new prompt or seed blends in.")
-    seed_drift: float = Field(0.0, ge=0.0, le=1.0, description="How fast the noise walks by itself (seeds per second); moves a txt2img picture.")
+    seed_drift: float = Field(0.0, ge=0.0, le=1.0, description="How fast the noise walks by itself (seeds per second); "
+                              "a picture painted from noise (txt2img) walks at least 0.05, so it is never a still.")
     still_image: str = Field("", description="feedback mode: the image to bring to life (relative to the project); empty: the camera.")
+    mask: Literal["off", "inside", "outside"] = Field(
+        "off", description="inside: paint only inside the visitor's silhouette ([vision]) or `mask_image`; outside: "
+        "only outside it; the rest of the picture is the camera image itself (off: paint the whole frame).")
+    mask_feather_px: int = Field(12, ge=0, le=256, description="The mask's soft edge in generated pixels, inside "
+                                 "the painted part (0: a hard edge).")
+    mask_image: str = Field("", description="An image (relative to the project) whose white, or opaque, part is the "
+                            "mask: used while no silhouette is seen, and always without [vision]; fitted to the "
+                            "picture as the camera image is.")
 
     @field_validator("prepare_steps")
     @classmethod
@@ -371,7 +380,8 @@ class DisplayConfig(_Section):
     silhouette: Literal["off", "outline"] = Field(
         "off", description="outline: draw the visitor's outline (the vision stage's person mask) over the picture; "
         "needs [vision] enabled.")
-    lock_keyboard: bool = Field(False, description="Esc does not quit (public spaces).")
+    lock_keyboard: bool = Field(False, description="Keys do nothing: Esc does not quit, space and the arrows fire "
+                                "no cues (public spaces).")
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -415,6 +425,42 @@ class OscConfig(_Section):
         return [_host_port(t) for t in self.status_targets]
 
 
+class CaptureConfig(_Section):
+    """What a capture keeps (control/capture.py, control/archive.py): the picture, its words and
+    settings, signed with content credentials ([provenance])."""
+
+    keep_words: bool = Field(True, description="false: no visitor's words in a capture's sidecar, index or "
+                             "content credentials: their caption is left out, and so is any prompt not written by "
+                             "the show, a cue or the scene (privacy).")
+    every_n_prompts: int = Field(0, ge=0, le=100000, description="Capture the picture of every Nth new prompt "
+                                 "that reaches the screen (visitors' words, cues, OSC, scene words alike); 0: never.")
+    clip_s: float = Field(0.0, ge=0, le=10, description="Also keep the last N seconds of presented frames as a "
+                          "short MP4 beside each capture (memory: N × generated frames per second × one frame); "
+                          "0: no clip.")
+    quota_mb: float = Field(2000.0, ge=1, le=10_000_000, description="Megabytes captures/ may hold; past this the "
+                            "oldest captures are removed first.")
+
+
+class ProvenanceConfig(_Section):
+    """Who made the show and how its captures are signed (control/provenance.py)."""
+
+    artist: str = Field("", max_length=MAX_PROMPT_CHARS, description="The show's artist: named in every "
+                        "capture's sidecar and content credentials.")
+    certificate: str = Field("", description="PEM file with the signing certificate and then its CA (`python run.py "
+                             "credentials DIR` makes both); empty: Jadong's own local one in credentials/, made on "
+                             "first use.")
+    key: str = Field("", description="PEM file with the signing certificate's private key (PKCS#8).")
+    model_licence: str = Field("", description="The licence of the show's own model, named in captures (the "
+                               "models Jadong fetches are known).")
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> ProvenanceConfig:
+        if bool(self.certificate.strip()) != bool(self.key.strip()):
+            raise ValueError("certificate and key go together: name both PEM files (`python run.py credentials DIR` "
+                             "makes a pair), or neither for Jadong's own local credentials")
+        return self
+
+
 class Cue(_Section):
     """One cue: what changes when the performer fires it. Unset keys leave things as they are."""
 
@@ -435,6 +481,31 @@ class Cue(_Section):
     listen: bool | None = Field(None, description="Listen to the microphone from this cue on.")
     blackout: bool | None = Field(None, description="Fade to black (true) or back (false).")
     fade_s: float | None = Field(None, ge=0, le=60, description="Blackout fade seconds for this cue.")
+    lora_scale: float | None = Field(None, ge=0.0, le=2.0, description="Weight of the show's `lora` from this cue "
+                                     "on (changed in place, no reload).")
+    mask: Literal["off", "inside", "outside"] | None = Field(
+        None, description="Mask mode from this cue on (the show's [generator] mask source: the silhouette or "
+        "`mask_image`).")
+    capture: bool | None = Field(None, description="Capture the picture this cue makes, once it is on screen "
+                          "(see [capture]).")
+    # The storyboard (control/storyboard.py): a cue's time on the clock.
+    duration_s: float | None = Field(None, ge=0.1, le=86400, description="Seconds the cue holds (its time left "
+                                     "is in the status); unset: until the next GO.")
+    follow: bool | None = Field(None, description="true: when `duration_s` ends, fire the next cue by itself "
+                                "(after the last, the first if [storyboard] loop); unset: wait for GO.")
+
+    @model_validator(mode="after")
+    def _follow_needs_a_duration(self) -> Cue:
+        if self.follow and self.duration_s is None:
+            raise ValueError("follow = true needs duration_s: how many seconds the cue holds before the next one")
+        return self
+
+
+class StoryboardConfig(_Section):
+    autostart: bool = Field(False, description="Fire the first cue when the show starts (a cue with `duration_s` "
+                            "and `follow` then runs the show by the clock).")
+    loop: bool = Field(False, description="After the last cue comes the first again: for cues that follow, and "
+                       "for GO (/jadong/cue/next, the keyboard); back from the first goes to the last.")
 
 
 class Show(_Section):
@@ -451,6 +522,12 @@ class Show(_Section):
     web: WebConfig = Field(WebConfig(), description="The operator's page and monitoring endpoints.")
     curation: CurationConfig = Field(CurationConfig(), description="Visitors' words approved by a person first.")
     scene: SceneWordsConfig = Field(SceneWordsConfig(), description="How scene words enter prompts.")
+    capture: CaptureConfig = Field(CaptureConfig(), description="What a capture keeps, when one happens by "
+                                   "itself, and how much of the disk captures may use.")
+    provenance: ProvenanceConfig = Field(ProvenanceConfig(), description="The show's artist and the signing "
+                                         "certificate for its captures' content credentials.")
+    storyboard: StoryboardConfig = Field(StoryboardConfig(), description="The cues as a timed sequence: "
+                                         "each cue's `duration_s` and `follow`, and here how the sequence runs.")
     styles: dict[StyleName, Template] = Field(
         {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "
         "each contains {speech}.")
@@ -483,6 +560,13 @@ class Show(_Section):
                 if scene:
                     problems.append(f"{where}: {', '.join('{' + w + '}' for w in scene)} need the vision stage: "
                                     "set [vision] enabled = true")
+        if not self.cues:
+            problems += [f"storyboard.{key}: the show has no cues to run: add [[cues]] tables or set {key} = false"
+                         for key in ("autostart", "loop") if getattr(self.storyboard, key)]
+        no_silhouette = not self.vision.enabled or self.vision.silhouette == "off"
+        if self.generator.mask != "off" and no_silhouette and not self.generator.mask_image.strip():
+            problems.append(f'generator.mask: "{self.generator.mask}" needs a mask: the visitor\'s silhouette '
+                            '([vision] enabled = true, silhouette not "off") or generator.mask_image (an image file)')
         if problems:
             raise ValueError("\n".join(problems))
         return self

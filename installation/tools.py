@@ -1,4 +1,6 @@
-"""The tools beside the show: devices, check, tiny-model, fetch-models.
+"""The tools beside the show: devices, check, tiny-model, fetch-models, and for content
+credentials, credentials (a local CA and signing certificate) and verify (who made an image,
+and whether it is intact).
 
 `check` asks, for each thing a show needs, whether this machine has it: each question is a
 small function answering `CheckResult`s (need, ok, detail, remedy), so the answers can be
@@ -472,6 +474,26 @@ def check_log_folder(folder: Path = LOG_FOLDER) -> list[CheckResult]:
     return [CheckResult("log folder", True, f"{folder} is writable{created}")]
 
 
+def check_credentials(show: Show) -> list[CheckResult]:
+    """The certificate and key that sign captures ([provenance]): readable and usable, or
+    Jadong's own (made at the first capture when missing). Loads; creates nothing."""
+    from .control.credentials import DEFAULT_DIR, CredentialsError, load_credentials
+
+    cfg = show.provenance
+    if not cfg.certificate.strip():
+        own = DEFAULT_DIR / "signing.pem"
+        where = f"Jadong's own in {own.parent}" + ("" if own.is_file() else ", made at the first capture")
+        return [CheckResult("signing credentials", True, f"no [provenance] certificate: {where}",
+                            "a gallery with its own CA: `python run.py credentials DIR`, then name the files in "
+                            "[provenance] certificate and key", needed=False)]
+    try:
+        creds = load_credentials(resolve_path(cfg.certificate), resolve_path(cfg.key))
+    except CredentialsError as exc:
+        return [CheckResult("signing credentials", False, f"{exc}; captures would be saved unsigned",
+                            "fix the files, or make a pair with `python run.py credentials DIR`")]
+    return [CheckResult("signing credentials", True, f"{creds.subject} ({creds.alg}) from {creds.where}")]
+
+
 def check_helpers() -> list[CheckResult]:
     return [CheckResult(tool, True, "found" if shutil.which(tool) else "not found (only needed to remake the demo "
                         "assets)", needed=False) for tool in ("ffmpeg", "espeak-ng")]
@@ -492,6 +514,7 @@ def run_checks(show: Show, show_arg: str = "") -> list[CheckResult]:
         ("display", lambda: check_display(show)),
         ("OSC port", lambda: check_osc(show)),
         ("log folder", lambda: check_log_folder()),
+        ("signing credentials", lambda: check_credentials(show)),
         ("helpers", check_helpers),
     ]
     results: list[CheckResult] = []
@@ -729,10 +752,75 @@ def cmd_fetch_models(argv: list[str]) -> int:
     return 1 if failures else 0
 
 
+# --- content credentials ----------------------------------------------------------------------
+
+
+def cmd_credentials(argv: list[str]) -> int:
+    from .control.credentials import CredentialsError, make_credentials
+
+    p = argparse.ArgumentParser(prog="python run.py credentials",
+                                description="Make a local certificate authority and a signing certificate it "
+                                            "issued, for the content credentials on captures.")
+    p.add_argument("dest", type=Path, help="an empty folder (made if missing); keep it: images signed with it "
+                                           "verify against its CA")
+    p.add_argument("--name", default="Jadong", help="the organisation the certificates name (default: Jadong)")
+    args = p.parse_args(argv)
+    try:
+        files = make_credentials(args.dest, args.name.strip() or "Jadong")
+    except CredentialsError as exc:
+        print(f"error: credentials: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote a local CA ({files.ca}, its key {files.ca_key}) and a signing certificate it issued "
+          f"({files.certificate}, its key {files.key}); keys are readable by this user only.\n"
+          f"Sign a show's captures with them:\n\n[provenance]\ncertificate = \"{files.certificate}\"\n"
+          f"key = \"{files.key}\"\n\nand check a capture with: python run.py verify FILE --trust {files.ca}")
+    return 0
+
+
+def cmd_verify(argv: list[str]) -> int:
+    from .control.credentials import DEFAULT_DIR, CredentialsError, trust_anchors
+    from .control.provenance import DIGITAL_SOURCE_TYPE, UNREADABLE, verify
+
+    p = argparse.ArgumentParser(prog="python run.py verify",
+                                description="Say who made an image and how, from its content credentials (C2PA), "
+                                            "and whether it is intact or altered; exit 0 only for an intact "
+                                            "Jadong capture signed by a trusted certificate.")
+    p.add_argument("file", type=Path, help="a capture (.png) or its clip (.mp4)")
+    p.add_argument("--trust", type=Path, action="append", default=[], metavar="CA.pem",
+                   help=f"trust this CA certificate (repeatable; default: Jadong's own, {DEFAULT_DIR / 'ca.pem'})")
+    args = p.parse_args(argv)
+    anchors_from = args.trust or [f for f in (DEFAULT_DIR / "ca.pem",) if f.is_file()]
+    try:
+        anchors = trust_anchors(anchors_from)
+    except CredentialsError as exc:
+        print(f"error: verify: {exc}", file=sys.stderr)
+        return 2
+    verdict = verify(args.file, anchors)
+    print(f"{args.file}: {verdict.state}" + (f" ({verdict.reason})" if verdict.reason else ""))
+    made = dict(verdict.made)
+    source = made.pop("digitalSourceType", "")
+    if source:
+        how = "a trained algorithm (generative AI)" if source == DIGITAL_SOURCE_TYPE else "not said"
+        print(f"  made by: {how}; digitalSourceType {source}")
+    for key in ("software", "model", "model_licence", "show", "artist", "signed by", "signed at"):
+        if made.get(key):
+            print(f"  {key.replace('_', ' ')}: {made[key]}")
+    if verdict.manifest.get("prompt"):
+        print(f"  prompt: {verdict.manifest['prompt']}")
+    if verdict.manifest.get("time"):
+        print(f"  captured: {verdict.manifest['time']} ({verdict.manifest.get('trigger', '')}, "
+              f"by {verdict.manifest.get('fired_by', '')})")
+    if not anchors_from:
+        print(f"  note: no CA trusted: {DEFAULT_DIR / 'ca.pem'} does not exist; pass --trust CA.pem")
+    return 0 if verdict.ok else (2 if verdict.state == UNREADABLE else 1)
+
+
 def main(command: str, argv: list[str]) -> int:
     return {
         "devices": cmd_devices,
         "check": cmd_check,
         "tiny-model": cmd_tiny_model,
         "fetch-models": cmd_fetch_models,
+        "credentials": cmd_credentials,
+        "verify": cmd_verify,
     }[command](argv)

@@ -74,7 +74,7 @@ def status(app: App, now: float) -> dict[str, Any]:
     counters = app.counters.snapshot()
     seen = st.seen
     cue = {"index": st.cue_index, "number": st.cue_index + 1 if st.cue_index >= 0 else 0, "name": ctl.cue_name(),
-           "time_left_s": None}
+           "time_left_s": ctl.time_left(now)}
     snapshot: dict[str, Any] = {
         "t": now,
         "show": show.show.name,

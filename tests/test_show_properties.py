@@ -204,6 +204,14 @@ SPECIAL: dict[tuple[str, str], st.SearchStrategy] = {
     # "presence" needs [vision] enabled, which a drawn show may not have: tried in test_show.py.
     ("speech", "listen"): st.sampled_from(["always", "gated"]),
     ("display", "silhouette"): st.just("off"),  # "outline" needs [vision] enabled too
+    # follow = true needs duration_s, and [storyboard] needs cues: both tried in tests/control/test_storyboard.py.
+    ("cues", "follow"): st.just(False),
+    ("storyboard", "autostart"): st.just(False),
+    ("storyboard", "loop"): st.just(False),
+    # certificate and key go together: tried in tests/control/test_capture_provenance.py.
+    ("provenance", "certificate"): st.just(""),
+    ("provenance", "key"): st.just(""),
+    ("generator", "mask"): st.just("off"),  # needs a silhouette or mask_image: tried in tests/generation/test_mask.py
     ("scene", "vocabulary"): st.dictionaries(st.sampled_from(["people", "colours", "light", "motion"]),
                                              st.dictionaries(names(), texts(100), max_size=2), max_size=2),
     ("scene", "empty"): st.dictionaries(st.sampled_from(["speech", "people", "colours", "light", "motion", "scene"]),

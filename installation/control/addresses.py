@@ -93,8 +93,10 @@ ADDRESSES: dict[str, Address] = _table(
     Address("/jadong/cue", "", "the current cue (query only): replies with its number and name", "value"),
     Address("/jadong/cue/go", "x", "fire a cue by name or number (1 is the first)", "action",
             max_chars=MAX_NAME_CHARS),
-    Address("/jadong/cue/next", "", "fire the next cue", "action"),
-    Address("/jadong/cue/prev", "", "fire the previous cue", "action"),
+    Address("/jadong/cue/next", "", "fire the next cue (GO; after the last, the first with [storyboard] loop)",
+            "action"),
+    Address("/jadong/cue/prev", "", "fire the previous cue (from the first, the last with [storyboard] loop)",
+            "action"),
     Address("/jadong/show", "s", "load another show from shows/ by name (no paths)", "action",
             max_chars=MAX_NAME_CHARS),
     # Listening and the screen
@@ -139,6 +141,8 @@ STATUS_ADDRESSES: dict[str, str] = {
     "/jadong/status/people": "int: how many people the vision stage counts",
     "/jadong/status/scene": "string: the scene words now, e.g. \"two people · red and blue · bright · calm\"",
     "/jadong/status/queue": "int: visitors' words waiting for a decision ([curation]; 0 without)",
+    "/jadong/status/time_left": "float: seconds the current cue has left (its `duration_s`; 0 once over), "
+                                "-1 when it does not end by itself",
 }
 
 

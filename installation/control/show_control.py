@@ -34,7 +34,7 @@ from installation.show import (
 )
 
 from .addresses import ERROR_ADDRESS, STATUS_ADDRESSES, STATUS_TEXT_MAX_BYTES, fit_utf8, shorten
-from .capture import CaptureError, save_capture
+from .capture import CAPTURE_KEY, CaptureError, Captures, Trigger
 from .curation import (
     APPROVE,
     DISCARDED,
@@ -51,12 +51,15 @@ from .curation import (
 )
 from .host import Sender, ShowHost
 from .scene_words import SceneWords, fill_template, scene_words
+from .storyboard import Storyboard
 
 log = logging.getLogger(__name__)
 
 CAPTURES_DIR = PROJECT_ROOT / "captures"
 SHOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_REASON_CHARS = 1000  # a refusal sent back and kept as last_error: a sentence, never a dump
+# Who fired a cue, as its event says, besides a sender (curation.who: "osc 10.0.0.5:53000", "web").
+CLOCK, SHOW_START, KEYBOARD = "clock", "show start", "keyboard"
 
 
 def _settle(control: Control, outcome: ControlOutcome) -> None:
@@ -132,6 +135,12 @@ class ShowControl:
         self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
         self.state.listening = show.speech.listen == "always"  # gated: a performer opens it; presence: a visitor
         self.queue = CurationQueue(show.curation)  # visitors' words waiting for a person ([curation])
+        # Captures by OSC, key, cue or every Nth prompt ([capture]); a failed write is told like a refusal.
+        # Jadong's own signing credentials are kept in credentials/ beside captures/.
+        self.captures = Captures(show, host.on_event, CAPTURES_DIR, credentials_dir=CAPTURES_DIR.parent / "credentials",
+                                 on_error=lambda reason: setattr(self.state, "last_error", reason[:MAX_REASON_CHARS]))
+        self.storyboard = Storyboard(show.cues, loop=show.storyboard.loop)  # the cues' clock
+        self._autostart = show.storyboard.autostart  # fired on the first tick: when the show runs
         # A setter's return value (capture's Path, for one) is ignored.
         self._setters: dict[str, Callable[[Control], object]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
@@ -145,9 +154,9 @@ class ShowControl:
             "/jadong/seed": lambda c: self.set_params(seed=c.args[0]),
             "/jadong/seed/drift": lambda c: self.set_params(seed_drift=c.args[0]),
             "/jadong/mode": lambda c: self.set_params(mode=c.args[0]),
-            "/jadong/cue/go": lambda c: self.go_cue(c.args[0]),
-            "/jadong/cue/next": lambda c: self.step_cue(+1),
-            "/jadong/cue/prev": lambda c: self.step_cue(-1),
+            "/jadong/cue/go": lambda c: self.go_cue(c.args[0], by=who(c.sender)),
+            "/jadong/cue/next": lambda c: self.step_cue(+1, by=who(c.sender)),
+            "/jadong/cue/prev": lambda c: self.step_cue(-1, by=who(c.sender)),
             "/jadong/show": lambda c: self.host.request_show(resolve_show_name(c.args[0]), c.sender),
             "/jadong/listen": lambda c: self.set_listening(c.args[0]),
             "/jadong/freeze": lambda c: self.set_freeze(c.args[0]),
@@ -349,10 +358,13 @@ class ShowControl:
         self._decide(words, REJECT, who(sender), words.text)
 
     def tick(self, now: float | None = None) -> None:
-        """Every frame: words nobody decided on within [curation] timeout_s get on_timeout."""
+        """Every frame: the storyboard's clock fires the cue that is due, and words nobody
+        decided on within [curation] timeout_s get on_timeout."""
+        now = time.monotonic() if now is None else now
+        self.run_storyboard(now)
+        self.captures.tick(self.host.screen.current_frame, now, self.cue_name(), self.state.style)
         if not len(self.queue):
             return
-        now = time.monotonic() if now is None else now
         accept = self.show.curation.on_timeout == "accept"
         for words in self.queue.expired(now):
             self._decide(words, TIMEOUT_ACCEPT if accept else TIMEOUT_DROP, "timeout", words.text, now)
@@ -471,24 +483,74 @@ class ShowControl:
                 return i
         raise ControlError(f"no cue {which!r} (cues: {', '.join(c.name for c in cues)})")
 
-    def step_cue(self, step: int) -> None:
+    def step_cue(self, step: int, by: str = "local") -> None:
+        """GO (+1) or back (-1) from the current cue; with [storyboard] loop, round the ends."""
         cues = self.show.cues
         if not cues:
             raise ControlError("this show has no cues")
-        index = self.state.cue_index + step
-        if index >= len(cues):
+        index = self.storyboard.step(step)
+        if index is None:
             raise ControlError(f"already at the last cue ({cues[-1].name})")
-        self.go_cue(max(index, 0) + 1)
+        self.fire_cue(index, by)
 
-    def go_cue(self, which: int | str) -> None:
-        cues = self.show.cues
-        index = self.find_cue(which)
-        self.apply_cue(cues[index])
+    def go_cue(self, which: int | str, by: str = "local") -> None:
+        self.fire_cue(self.find_cue(which), by)
+
+    def fire_cue(self, index: int, by: str, at: float | None = None, now: float | None = None) -> None:
+        """Apply cue `index` and start its clock at `at` (a GO: now; the clock: when it was due).
+        The `cue` event says who fired it, when it was scheduled and, for the clock, how late."""
+        cue = self.show.cues[index]
+        now = time.monotonic() if now is None else now
+        at = now if at is None else at
+        self.apply_cue(cue)
         self.state.cue_index = index
-        self.host.on_event("cue", number=index + 1, name=cues[index].name)
+        self.storyboard.start(index, at)
+        if cue.capture:  # the cue's picture, once it is on screen
+            self.captures.arm(Trigger("cue", by), self.state.prompt.t, self.state.params.t, cue.name, now)
+        fields: dict[str, Any] = {"number": index + 1, "name": cue.name, "by": by, "scheduled": round(at, 4)}
+        if cue.duration_s is not None:
+            fields["duration_s"] = cue.duration_s
+        if by == CLOCK:
+            fields["late_s"] = round(now - at, 4)
+        self.host.on_event("cue", **fields)
+
+    def run_storyboard(self, now: float) -> None:
+        """The clock's part of a frame: [storyboard] autostart on the first, then any cue due."""
+        if self._autostart:
+            self._autostart = False
+            self._fire_by_clock(0, now, now, SHOW_START)
+        due = self.storyboard.due(now)
+        if due is not None:
+            self._fire_by_clock(due.index, due.at, now, CLOCK)
+
+    def _fire_by_clock(self, index: int, at: float, now: float, by: str) -> None:
+        try:
+            self.fire_cue(index, by, at, now)
+        except Exception as exc:  # a bug in one cue must cost that cue, never the show's main loop
+            log.exception("cue %d fired by the %s failed", index + 1, by)
+            self.storyboard.start(index, at)  # the clock moves on: a failing cue is not retried every frame
+            self.state.last_error = f"cue {index + 1}: could not be done: {type(exc).__name__}: {exc}"
+            self.host.on_event("error", source="control", stage="control", address=f"cue {index + 1}",
+                               reason=self.state.last_error)
+
+    def keyboard(self, action: str) -> None:
+        """The presenter's keys: "go" (space, right arrow) fires the next cue and "back" (left
+        arrow) the previous one, as /jadong/cue/next and /prev do; a refusal is logged (no
+        one to reply to)."""
+        address, step = {"go": ("/jadong/cue/next", +1), "back": ("/jadong/cue/prev", -1)}[action]
+        try:
+            self.step_cue(step, by=KEYBOARD)
+        except ControlError as exc:
+            self.refuse(Control(address=address), str(exc))
+
+    def time_left(self, now: float | None = None) -> float | None:
+        """Seconds the current cue has left on the storyboard's clock (0 once over, while it
+        waits for GO), or None when it does not end by itself."""
+        left = self.storyboard.time_left(time.monotonic() if now is None else now)
+        return None if left is None else round(left, 3)
 
     def apply_cue(self, cue: Cue) -> None:
-        changes = {k: getattr(cue, k) for k in ("strength", "steps", "seed", "seed_drift", "mode")
+        changes = {k: getattr(cue, k) for k in ("strength", "steps", "seed", "seed_drift", "mode", "lora_scale", "mask")
                    if getattr(cue, k) is not None}
         if cue.blend_s is not None:
             changes["prompt_blend_s"] = cue.blend_s
@@ -534,19 +596,36 @@ class ShowControl:
         self.host.screen.set_caption(text)
 
     # --- capture ----------------------------------------------------------------------------
-    def capture(self, sender: Sender | None) -> Path:
-        """Save the frame on screen with the words and settings that made it (traceability)."""
+    def capture(self, sender: Sender | None, trigger: Trigger | None = None) -> Path:
+        """Save the frame on screen with the words and settings that made it (traceability),
+        signed with content credentials; the files are written off the main thread
+        (control/archive.py) and the `capture` event follows them."""
         frame = self.host.screen.current_frame
         if frame is None:
             raise ControlError("no generated frame on screen yet")
+        by = who(sender)
         try:
-            path = save_capture(frame, CAPTURES_DIR, show=self.show.show.name, cue=self.cue_name())
+            return self.captures.take(frame, trigger or Trigger(by.split()[0], by), self.cue_name(), self.state.style,
+                                      done=lambda path, error: self._captured(sender, path, error))
         except CaptureError as exc:
             raise ControlError(str(exc)) from None
-        self.host.on_event("capture", path=path, prompt=frame.prompt.text, generator=frame.generator)
-        if sender is not None:
+
+    def _captured(self, sender: Sender | None, path: Path, error: str) -> None:
+        """A capture a performer asked for is on disk (its path is the reply) or failed (/jadong/error;
+        the archive has logged the failure already)."""
+        if sender is None:
+            return
+        if error:
+            self.refuse(Control(address="/jadong/capture", sender=sender), error)
+        else:
             self.host.reply(sender, "/jadong/capture", str(path))
-        return path
+
+    def capture_key(self) -> None:
+        """The presenter's capture key (p), as /jadong/capture; a refusal is logged (no one to reply to)."""
+        try:
+            self.capture(None, Trigger("key", f"keyboard ({CAPTURE_KEY})"))
+        except ControlError as exc:
+            self.refuse(Control(address="/jadong/capture"), str(exc))
 
     # --- status -------------------------------------------------------------------------------
     def status_values(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -554,6 +633,7 @@ class ShowControl:
         Strings are cut to STATUS_TEXT_MAX_BYTES, so the bundle fits one datagram whatever the
         state holds (a long transcript, an error from a show file)."""
         run = self.host.runtime_status()
+        left = self.time_left()
         values: dict[str, tuple[Any, ...]] = {
             "/jadong/status/fps/display": (float(run.rates.get("display", 0.0)),),
             "/jadong/status/fps/generator": (float(run.rates.get("generator", 0.0)),),
@@ -569,5 +649,6 @@ class ShowControl:
             "/jadong/status/people": (int(self.state.seen.people if self.state.seen else 0),),
             "/jadong/status/scene": (scene_words(self.state.seen, self.show.scene).summary(),),
             "/jadong/status/queue": (len(self.queue),),
+            "/jadong/status/time_left": (float(-1.0 if left is None else left),),
         }
         return [(address, tuple(_fit(v) for v in values[address])) for address in STATUS_ADDRESSES]

@@ -50,6 +50,9 @@ STAGES: dict[str, str] = {
     "vision": "The vision stage (people, presence, scene words) failed or has no camera to read; the "
               "prompt keeps its last scene words. Check `[vision]` and the camera; `python run.py check` "
               "says which detectors are installed.",
+    "capture": "A capture could not be written (a full or read-only disk: the image and its sidecar are both "
+               "dropped) or signed (the show's [provenance] certificate or key cannot be used: the image is kept "
+               "unsigned). `python run.py check` tests the credentials; `[capture] quota_mb` bounds the folder.",
 }
 
 

@@ -86,3 +86,6 @@ class Generator(Protocol):
     def load(self) -> None: ...
 
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray: ...
+
+    def set_lora_scale(self, scale: float) -> None:
+        """The show's LoRA weight from now on (a cue's); nothing for a generator without one."""

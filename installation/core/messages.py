@@ -122,6 +122,8 @@ class GenerationParams:
     mode: str = "img2img"  # "img2img", "txt2img" (see GeneratorConfig.mode)
     prompt_blend_s: float = 0.0  # a new prompt (or seed) blends in over this many seconds
     seed_drift: float = 0.0  # 0-1: how fast the noise walks when nothing else moves the picture
+    lora_scale: float | None = None  # a cue's weight for the show's LoRA (None: the show's)
+    mask: str = ""  # a cue's mask mode, "off", "inside" or "outside" ("": the show's)
     t: float = field(default_factory=now)
 
 

@@ -6,7 +6,7 @@ keys into actions for the app. It runs on the main thread, as pygame wants.
     presenter = Presenter(show.display, record_path=None, title="Ink garden")
     presenter.open()                      # falls back to headless if no window can open
     while running:
-        for action in presenter.poll_events(): ...   # "quit", "toggle_hud", "toggle_caption"
+        for action in presenter.poll_events(): ...   # "quit", "toggle_hud", "toggle_caption", "go", "back", "capture"
         presenter.show_frame(frame_slot.get())
         presenter.set_caption(text); presenter.set_label(text); presenter.set_hud(lines)
         presenter.render()                # draw, flip, record, pace to cfg.fps
@@ -412,6 +412,12 @@ class Presenter:
         if key == pygame.K_c:
             self.caption_visible = not self.caption_visible
             return "toggle_caption"
+        if key in (pygame.K_SPACE, pygame.K_RIGHT):
+            return "go"  # the next cue, as /jadong/cue/next
+        if key == pygame.K_LEFT:
+            return "back"  # the previous cue, as /jadong/cue/prev
+        if key == pygame.K_p:
+            return "capture"  # the picture on screen, as /jadong/capture (c is the caption)
         return None
 
     # --- content ------------------------------------------------------------------------

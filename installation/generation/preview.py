@@ -253,6 +253,9 @@ class PreviewGenerator:
         return np.ascontiguousarray(field[y : y + self.height, x : x + self.width])
 
     # --- the painting ------------------------------------------------------------------
+    def set_lora_scale(self, scale: float) -> None:
+        """The preview paints no LoRA."""
+
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
         self._drifting = image is None
         if image is None:

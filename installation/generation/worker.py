@@ -9,23 +9,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 from installation.core.channels import LatestSlot
 from installation.core.events import EventHook, emit
 from installation.core.interfaces import Generator
-from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt
+from installation.core.messages import CameraFrame, GeneratedFrame, GenerationParams, Prompt, Scene
 from installation.core.worker import ErrorHandler, Worker
 from installation.show import GeneratorConfig
 
 from .choice import failed_model_label, params_from_config
+from .mask import CameraHistory, Masker, MaskMode, MaskSettings
 from .preview import PreviewGenerator
 
 log = logging.getLogger(__name__)
 
+# Painting from noise (txt2img, or img2img without a camera), the noise walks at least this
+# many seeds a second: a picture made from words alone is never a still (text → video). A show's
+# or cue's larger `seed_drift` walks faster.
+MIN_NOISE_DRIFT = 0.05
+
 
 class GeneratorWorker(Worker):
-    """Paints frames: newest prompt, params and camera frame in, GeneratedFrame out.
+    """Paints frames: newest prompt, params and camera frame in, GeneratedFrame out. In the
+    mask mode (`generator.mask`) each frame is composited over the camera frame it was made
+    from, through the newest scene's silhouette or the show's mask image (mask.py).
 
     The primary generator loads in a side thread; until then (and if it fails to load) the
     fallback preview paints, so the screen is never black or frozen. A generate() that raises
@@ -37,6 +46,7 @@ class GeneratorWorker(Worker):
     degrade_after = 3
     retry_primary_s = 30.0
     load_join_s = 3.0  # how long stop() waits for a load in progress (it cannot be interrupted)
+    mask_camera_wait_s = 5.0  # mask mode: how long the first frame waits for the camera image
 
     def __init__(
         self,
@@ -50,6 +60,8 @@ class GeneratorWorker(Worker):
         on_error: ErrorHandler | None = None,
         on_event: EventHook | None = None,
         reason: str = "",
+        scene: LatestSlot[Scene] | None = None,
+        may_mask: bool = False,
     ) -> None:
         super().__init__("generator", on_error)
         self.primary = generator
@@ -72,6 +84,13 @@ class GeneratorWorker(Worker):
         self._degraded_until = 0.0  # while monotonic() is below this, the fallback paints
         self._last_inputs: tuple | None = None
         self._default_params = params_from_config(cfg)
+        # The mask mode: the vision stage's newest scene holds the visitor's silhouette.
+        self.scene = scene
+        # Built whenever the show or a cue may mask (a cue's `mask` switches it per frame).
+        self.masker = Masker(MaskSettings.from_config(cfg), on_event) if cfg.mask != "off" or may_mask else None
+        self._lora_scales: dict[int, float] = {}  # per generator: the LoRA weight it paints with now
+        self._history = CameraHistory()
+        self._set_up_t = time.monotonic()
 
     # --- status ---------------------------------------------------------------------------
     @property
@@ -102,6 +121,9 @@ class GeneratorWorker(Worker):
 
     # --- loading --------------------------------------------------------------------------
     def setup(self) -> None:
+        self._set_up_t = time.monotonic()
+        if self.masker is not None and self.camera is None:
+            self.masker.no_camera()
         if self._needs_load:
             if self._loader is None:
                 emit(self._on_event, "generator", name=self.primary.name, model=self.primary.model, state="loading",
@@ -180,27 +202,66 @@ class GeneratorWorker(Worker):
                            f"{type(exc).__name__}: {exc}",
                     retry_s=self.retry_primary_s, label=self.fallback.label)
 
+    def _masking(self, params: GenerationParams | None) -> bool:
+        """Whether this frame is masked: a cue's mask mode, else the show's."""
+        mode = (params.mask if params is not None and params.mask else "") or self.cfg.mask
+        return self.masker is not None and mode != "off"
+
+    def _scene_for_mask(self, masking: bool) -> tuple[Scene | None, int]:
+        """The newest scene and its version while masking (a new silhouette repaints), else nothing."""
+        if not masking or self.scene is None:
+            return None, 0
+        return self.scene.get_with_version()
+
+    def _set_lora_scale(self, gen: Generator, params: GenerationParams) -> None:
+        """A cue's LoRA weight (else the show's), applied once per change and generator."""
+        if not self.cfg.lora and params.lora_scale is None:
+            return  # no LoRA in the show and no cue asking: nothing to weigh
+        scale = params.lora_scale if params.lora_scale is not None else self.cfg.lora_scale
+        if self._lora_scales.get(id(gen)) != scale:
+            gen.set_lora_scale(scale)
+            self._lora_scales[id(gen)] = scale
+
+    def _waiting_for_camera(self, cam: CameraFrame | None, masking: bool) -> bool:
+        """Mask mode before the first camera image: nothing to show around the mask, so the
+        screen keeps its card for a moment rather than flashing a whole painted frame (a camera
+        that never comes: the frame is painted after all)."""
+        return (masking and self.camera is not None and cam is None
+                and time.monotonic() - self._set_up_t < self.mask_camera_wait_s)
+
     def step(self) -> None:
         t0 = time.monotonic()
         gen = self._pick()
         prompt, prompt_v = self.prompt.get_with_version()
         params, params_v = self.params.get_with_version()
         cam, cam_v = self.camera.get_with_version() if self.camera is not None else (None, 0)
+        masking = self._masking(params)
+        scene, scene_v = self._scene_for_mask(masking)
+        if self._waiting_for_camera(cam, masking):
+            self.sleep(1.0 / self.cfg.max_fps)
+            return
+        if masking and cam is not None:
+            # Paint the frame the silhouette was read from: the visitor stays inside their mask.
+            self._history.add(cam)
+            cam = self._history.matching(scene, cam)
         prompt = prompt if prompt is not None else Prompt(text="")
         params = params if params is not None else self._default_params
         # The mode cues and OSC set wins over the show file's.
         mode = params.mode or self.cfg.mode
         image = cam.image if cam is not None and mode in ("img2img", "feedback") else None
+        if image is None and mode != "feedback" and params.seed_drift < MIN_NOISE_DRIFT:
+            params = replace(params, seed_drift=MIN_NOISE_DRIFT)
 
         # Same inputs, same generator: a deterministic generator would paint the same frame
         # again, so wait for news instead of burning the GPU, unless it is animating (a
         # prompt blend, drifting noise, the preview's drifting canvas without a camera).
-        inputs = (id(gen), prompt_v, params_v, cam_v)
+        inputs = (id(gen), prompt_v, params_v, cam_v if cam is None else cam.t, scene_v)
         if inputs == self._last_inputs and not gen.animating:
             self.sleep(1.0 / self.cfg.max_fps)
             return
 
         try:
+            self._set_lora_scale(gen, params)
             frame = gen.generate(prompt, params, image)
         except Exception as exc:
             if gen is self.primary and self._needs_load:
@@ -216,6 +277,12 @@ class GeneratorWorker(Worker):
                 self._failures = 0
                 self._degraded_until = 0.0
         self._last_inputs = inputs
+        source_t = cam.t if image is not None and cam is not None else None
+        if masking and self.masker is not None:
+            mode = cast(MaskMode, params.mask) if params.mask else None
+            frame = self.masker.apply(frame, cam.image if cam is not None else None, scene, mode)
+            if cam is not None and self.masker.source != "none":
+                source_t = cam.t  # the camera shows through: the frame is as old as the camera's
         self.out.put(
             GeneratedFrame(
                 image=frame,
@@ -223,7 +290,7 @@ class GeneratorWorker(Worker):
                 params=params,
                 generator=gen.name,
                 model=gen.model,
-                source_t=cam.t if image is not None and cam is not None else None,
+                source_t=source_t,
             )
         )
         self.rate_meter.tick()

@@ -59,7 +59,7 @@ access_log = logging.getLogger("installation.web.access")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-CAPTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".json": "application/json"}
+CAPTURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".json": "application/json", ".mp4": "video/mp4"}
 CAPTURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_CAPTURES_LISTED = 200
 SECURITY_HEADERS = {

@@ -237,6 +237,8 @@ def test_capture_writes_the_frame_and_its_words(tmp_path, monkeypatch):
     image[..., 0] = 255
     host.screen.current_frame = GeneratedFrame(image, Prompt("a red square"), GenerationParams(seed=3), "preview", "")
     send(ctl, "/jadong/capture")
+    assert ctl.captures.flush()  # written off the main thread (control/archive.py) ...
+    ctl.tick()  # ... and the reply follows the file, on the main thread
     (reply,) = [r for r in host.replies if r[1] == "/jadong/capture"]
     png = Path(reply[2])
     import json

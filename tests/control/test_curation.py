@@ -304,6 +304,7 @@ def test_the_painted_prompt_and_its_capture_say_who_approved_it(tmp_path, monkey
     from installation.control import show_control
     from installation.core.messages import GeneratedFrame, GenerationParams
 
+    monkeypatch.setattr(show_control, "CAPTURES_DIR", tmp_path / "captures")  # read when the control is made
     host, ctl = curated()
     words = ctl.hold_words("a red fox", "빨간 여우")
     send(ctl, "/jadong/queue/approve", words.id)
@@ -311,10 +312,10 @@ def test_the_painted_prompt_and_its_capture_say_who_approved_it(tmp_path, monkey
     assert prompt.approved_by == f"approve by {WHO}"
     ctl.from_speech("a blue whale", caption="a blue whale")  # waits: the painted prompt is unchanged
     assert host.prompts[-1].approved_by == f"approve by {WHO}"
-    monkeypatch.setattr(show_control, "CAPTURES_DIR", tmp_path)
     host.screen.current_frame = GeneratedFrame(image=np.zeros((8, 8, 3), np.uint8), prompt=prompt,
                                                params=GenerationParams(), generator="preview", model="")
     path = ctl.capture(None)
+    assert ctl.captures.flush()  # written off the main thread (control/archive.py)
     record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     assert record["approved_by"] == f"approve by {WHO}"
     send(ctl, "/jadong/prompt", "a lighthouse")  # a performer's words need no approval

@@ -379,6 +379,23 @@ def test_similarity_filter_skips_a_still_scene_but_not_forever(base_pipe, camera
     assert engine.stats.skipped == 3 and max_diff(moved, first) > 2
 
 
+def test_a_cut_to_a_still_scene_comes_out_of_the_stream_batch(base_pipe, camera):
+    """With a stream batch (steps > 1) a new camera frame comes out stages-1 calls later: the
+    similarity filter must not skip those calls, or a cut followed by a still scene shows the
+    old picture for up to similarity_max_skip frames (found rendering a clip with a cut)."""
+    from installation.generation.engine.stream import FrameRequest
+
+    img2img, _ = make_pipes(base_pipe, "euler", "kl")
+    engine = make_engine(img2img, similarity_threshold=0.98, similarity_max_skip=10, stream_batch=True)
+    req = FrameRequest("garden", steps=2, strength=0.5, seed=1)
+    for _ in range(4):
+        before = engine.frame(req, camera)
+    cut = camera[::-1].copy()
+    after = [engine.frame(req, cut) for _ in range(3)]
+    assert max_diff(after[-1], before) > 2, "the cut never came out of the stream batch"
+    assert engine.stats.skipped >= 1  # the still scenes before and after are still skipped
+
+
 def test_feedback_blend_mixes_in_the_previous_frame(base_pipe, camera):
     from installation.generation.engine.stream import FrameRequest
 

@@ -94,6 +94,10 @@ class TensorBlend:
         self._blend = _Blend(start, target, now, max(duration, 0.0))
         self.version += 1
 
+    def invalidate(self) -> None:
+        """The next set() takes its target even for the same key (its tensors changed)."""
+        self._key = None
+
     def blending(self, now: float) -> bool:
         b = self._blend
         return b is not None and b.start is not b.target and now - b.t0 < b.duration

@@ -28,11 +28,10 @@ log = logging.getLogger(__name__)
 
 class DiffusersGenerator:
     """Generator protocol (core/interfaces.py) over AutoPipelineForImage2Image / Text2Image.
-    Deterministic for the same inputs, so never `animating`; its load is one step, so it
-    never calls `progress_callback`."""
+    Deterministic for the same inputs, so `animating` only while txt2img noise walks
+    (`seed_drift`); its load is one step, so it never calls `progress_callback`."""
 
     name = "diffusers"
-    animating = False
 
     def __init__(self, cfg: GeneratorConfig, cache_dir: Path | None = None) -> None:
         self.cfg = cfg
@@ -50,6 +49,14 @@ class DiffusersGenerator:
         self._embeds_key: tuple | None = None
         self._embeds: dict[str, Any] | None = None
         self._can_cache_embeds = True
+        self.style_lora: Any = None  # parts.StyleLora: the show's `lora`, its weight changeable per cue
+        self._noise: Any = None  # blending.NoiseWalk over txt2img's starting latents, while they walk
+        self._walking = False
+
+    @property
+    def animating(self) -> bool:
+        """True while txt2img noise walks (`seed_drift`): the same inputs paint a new frame."""
+        return self._walking
 
     @property
     def loaded(self) -> bool:
@@ -66,9 +73,17 @@ class DiffusersGenerator:
         from diffusers import AutoPipelineForText2Image
 
         from .loading import load_pipeline, placement, warn_if_slow
+        from .parts import apply_loras
+        from .schedulers import LCM, prepare_scheduler
 
         where = placement(self.cfg.device)
         img2img = load_pipeline(self.cfg, where.dtype, self._cache_dir, image2image=True)
+        # The show's LoRAs, as the streaming engine has them (LCM-LoRA needs its scheduler).
+        loaded, self.style_lora = apply_loras(img2img, self.cfg)
+        if self.cfg.lcm_lora:
+            img2img.scheduler = prepare_scheduler(img2img.scheduler, LCM)
+        if loaded:
+            log.info("%s: LoRA %s", self.model, ", ".join(loaded))
         img2img.to(where.device)
         # from_pipe shares every module: the second pipeline costs no memory.
         txt2img = AutoPipelineForText2Image.from_pipe(img2img)
@@ -127,6 +142,30 @@ class DiffusersGenerator:
         self._embeds_key, self._embeds = key, {k: v for k, v in embeds.items() if v is not None}
         return self._embeds
 
+    def set_lora_scale(self, scale: float) -> None:
+        """The style LoRA's weight from now on (a cue's), without reloading."""
+        if self.style_lora is not None and self.style_lora.set_weight(scale):
+            self._embeds_key = self._embeds = None  # the text encoder changed: encode prompts again
+
+    def _walked_latents(self, params: GenerationParams) -> Any:
+        """txt2img's starting noise while it walks (`seed_drift` > 0), else None (the pipeline
+        draws it from the seed, as always)."""
+        self._walking = params.seed_drift > 0
+        if not self._walking:
+            self._noise = None
+            return None
+        if self._noise is None:
+            from .blending import NoiseWalk
+
+            channels = self._txt2img.unet.config.in_channels
+            shape = (1, channels, self.cfg.height // 8, self.cfg.width // 8)
+            torch = self._torch
+            self._noise = NoiseWalk(lambda seed: torch.randn(shape, generator=torch.Generator().manual_seed(seed)))
+        now = time.monotonic()
+        self._noise.set_drift(params.seed_drift)
+        self._noise.set_seed(int(params.seed), params.prompt_blend_s, now)
+        return self._noise.value(now).to(self.device, self._txt2img.unet.dtype)
+
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
         if self._img2img is None:
             raise RuntimeError(f"{self.model}: generate() called before load()")
@@ -137,8 +176,11 @@ class DiffusersGenerator:
         common = {"guidance_scale": params.guidance_scale, "generator": generator, "output_type": "np"}
 
         if image is None or self.cfg.mode == "txt2img":
-            out = self._txt2img(**text, **common, num_inference_steps=params.steps, width=width, height=height)
+            latents = self._walked_latents(params)
+            out = self._txt2img(**text, **common, num_inference_steps=params.steps, width=width, height=height,
+                                latents=latents)
             return to_uint8(out.images[0])
+        self._walking = False
 
         frame = fit_image(check_rgb_uint8(image, "camera image"), width, height)
         if params.strength < MIN_STRENGTH:

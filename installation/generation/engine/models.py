@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installation.core.downloads import FETCH_COMMAND, download_allowed, hf_cache_dir, hub_offline_by_env
+from installation.core.licences import MODEL_LICENCES as _MODEL_LICENCES
 from installation.show import resolve_path
 
 from .checkpoint_file import (
@@ -37,22 +38,9 @@ TAESDXL = "madebyollin/taesdxl"
 
 DEFAULT_MODELS = ("stabilityai/sd-turbo", "stabilityai/sdxl-turbo", TAESD)
 
-# What a gallery agrees to by running these weights. Checked against the model cards in 2025;
-# the cards are the authority, so the fetch command prints the link before downloading.
-# SD-Turbo was released under the Non-Commercial Research Community License and moved to the
-# Community License (free below USD 1M annual revenue) in 2024; SDXL-Turbo's card still names
-# the non-commercial licence.
-MODEL_LICENCES: dict[str, str] = {
-    "stabilityai/sd-turbo": (
-        "Stability AI Community License (first released under the Stability AI Non-Commercial "
-        "Research Community License); https://huggingface.co/stabilityai/sd-turbo"
-    ),
-    "stabilityai/sdxl-turbo": (
-        "Stability AI Non-Commercial Research Community License (sai-nc-community); "
-        "https://huggingface.co/stabilityai/sdxl-turbo"
-    ),
-    "madebyollin/taesd": "MIT; https://huggingface.co/madebyollin/taesd",
-}
+# What a gallery agrees to by running these weights: the table lives in core/ (captures name the
+# licence too, and the control room may not import the engine).
+MODEL_LICENCES = _MODEL_LICENCES
 
 # An "owner/name" Hugging Face repo id (what is not a folder on disk and looks like this).
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -93,24 +93,124 @@ def _lora_args(ref: str) -> tuple[str, dict[str, Any]]:
     raise FileNotFoundError(f"LoRA {ref}: no such file or folder ({p})")
 
 
-def apply_loras(pipe: Any, cfg: GeneratorConfig) -> list[str]:
-    """Loads LCM-LoRA and the show's LoRA, fuses them into the weights, and drops the adapters:
-    a fused LoRA costs nothing per frame and keeps the UNet plain for compile and graphs."""
-    names, weights, loaded = [], [], []
-    for ref, name, weight in ((cfg.lcm_lora, "lcm", 1.0), (cfg.lora, "style", cfg.lora_scale)):
-        if not ref:
+class StyleLora:
+    """The show's style LoRA in the weights, at a weight that can change between two frames
+    without reloading (a cue's `lora_scale`).
+
+    It is added into the weights as fusing does (so it costs nothing per frame and the UNet
+    stays plain for compile and graphs), but each layer's weight without it is kept on the CPU
+    with the LoRA's own low-rank factors: a new weight writes `base + weight × delta` into the
+    very same tensors, so captured CUDA graphs and compiled programs see it at once.
+    """
+
+    def __init__(self, ref: str, layers: list[_LoraTarget], weight: float) -> None:
+        self.ref = ref
+        self._layers = layers
+        self.weight = float("nan")  # nothing written yet
+        self.set_weight(weight)
+
+    @property
+    def touches_text_encoder(self) -> bool:
+        return any(layer.text_encoder for layer in self._layers)
+
+    @torch.no_grad()
+    def set_weight(self, weight: float) -> bool:
+        """Writes the LoRA at `weight` into the model. True when that changed the text
+        encoder too (prompts must then be encoded again)."""
+        weight = float(weight)
+        if weight == self.weight:
+            return False
+        for layer in self._layers:
+            layer.write(weight)
+        self.weight = weight
+        return self.touches_text_encoder
+
+
+class _LoraTarget:
+    """One layer the style LoRA changes: the live module, its weight without the LoRA (CPU), and
+    peft's detached LoRA layer, which knows the delta (linear or convolution alike)."""
+
+    def __init__(self, module: Any, lora_layer: Any, adapter: str, text_encoder: bool, attention: Any) -> None:
+        self.module = module
+        self.lora_layer = lora_layer
+        self.adapter = adapter
+        self.text_encoder = text_encoder
+        self.attention = attention  # the diffusers Attention it projects for (fused q/k/v are refreshed), or None
+        self.base = module.weight.detach().to("cpu", copy=True)
+
+    def write(self, weight: float) -> None:
+        w = self.module.weight
+        self.lora_layer.to(w.device)  # the factors follow the model (a no-op once there)
+        delta = self.lora_layer.get_delta_weight(self.adapter).to(torch.float32)
+        new = self.base.to(w.device, torch.float32) + weight * delta
+        w.copy_(new.to(w.dtype))
+        _refresh_fused_projections(self.attention)
+
+
+def _refresh_fused_projections(attn: Any) -> None:
+    """diffusers' fuse_qkv_projections copies q, k and v into one layer: after they change,
+    copy them again, in place (a captured graph keeps reading the same tensor)."""
+    if attn is None or not getattr(attn, "fused_projections", False):
+        return
+    qkv, kv = getattr(attn, "to_qkv", None), getattr(attn, "to_kv", None)
+    if qkv is not None:
+        qkv.weight.copy_(torch.cat([attn.to_q.weight, attn.to_k.weight, attn.to_v.weight]))
+    if kv is not None:
+        kv.weight.copy_(torch.cat([attn.to_k.weight, attn.to_v.weight]))
+
+
+def _lora_targets(pipe: Any, adapter: str) -> list[tuple[Any, str, Any, bool]]:
+    """(component, module name, peft LoRA layer, is a text encoder) for every layer `adapter` changes."""
+    from peft.tuners.lora import LoraLayer
+
+    found = []
+    for attr in ("unet", "text_encoder", "text_encoder_2"):
+        component = getattr(pipe, attr, None)
+        if component is None:
             continue
-        src, kwargs = _lora_args(ref)
-        try:
-            pipe.load_lora_weights(src, adapter_name=name, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise FileNotFoundError(f"LoRA {ref} could not be loaded ({str(exc).splitlines()[0][:200]}); "
-                                    f"fetch it with: {FETCH_COMMAND}") from None
-        names.append(name)
-        weights.append(weight)
-        loaded.append(ref)
-    if names:
-        pipe.set_adapters(names, adapter_weights=weights)
-        pipe.fuse_lora(adapter_names=names)
-        pipe.unload_lora_weights()
-    return loaded
+        for name, module in component.named_modules():
+            if isinstance(module, LoraLayer) and adapter in module.lora_A:
+                found.append((component, name, module, attr != "unet"))
+    return found
+
+
+def _load_lora(pipe: Any, ref: str, name: str) -> None:
+    src, kwargs = _lora_args(ref)
+    try:
+        pipe.load_lora_weights(src, adapter_name=name, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise FileNotFoundError(f"LoRA {ref} could not be loaded ({str(exc).splitlines()[0][:200]}); "
+                                f"fetch it with: {FETCH_COMMAND}") from None
+
+
+def apply_loras(pipe: Any, cfg: GeneratorConfig) -> tuple[list[str], StyleLora | None]:
+    """Loads LCM-LoRA and the show's LoRA into the weights and drops the adapters: a LoRA in the
+    weights costs nothing per frame and keeps the UNet plain for compile and graphs. LCM-LoRA is
+    fused for good; the style LoRA is written by a StyleLora at `lora_scale`, so a cue can change
+    its weight later. Returns the LoRAs loaded and the StyleLora (None without `lora`)."""
+    loaded = []
+    if cfg.lcm_lora:
+        _load_lora(pipe, cfg.lcm_lora, "lcm")
+        loaded.append(cfg.lcm_lora)
+    if cfg.lora:
+        _load_lora(pipe, cfg.lora, "style")
+        loaded.append(cfg.lora)
+    if not loaded:
+        return [], None
+    targets = _lora_targets(pipe, "style") if cfg.lora else []
+    if cfg.lcm_lora:
+        pipe.set_adapters(["lcm"], adapter_weights=[1.0])
+        pipe.fuse_lora(adapter_names=["lcm"])
+    if cfg.lora:
+        pipe.set_adapters(["style"], adapter_weights=[1.0])  # the delta at weight 1; StyleLora scales it
+    pipe.unload_lora_weights()  # the LCM-LoRA stays fused; the style LoRA's layers are kept below
+    style = None
+    if targets:
+        layers = []
+        for component, name, lora_layer, text_encoder in targets:
+            module = component.get_submodule(name)  # the plain layer, back in the model
+            parent = component.get_submodule(name.rsplit(".", 1)[0]) if "." in name else None
+            attention = parent if hasattr(parent, "to_q") else None
+            layers.append(_LoraTarget(module, lora_layer, "style", text_encoder, attention))
+        style = StyleLora(cfg.lora, layers, cfg.lora_scale)
+    return loaded, style

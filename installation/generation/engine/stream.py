@@ -239,6 +239,7 @@ class StreamEngine:
         self._last_out: np.ndarray | None = None
         self._last_sig: np.ndarray | None = None
         self._skips_in_row = 0
+        self._flush_left = 0  # stream-batch calls still owed to the last new camera frame
         self._feedback_source: torch.Tensor | None = None
         self._host_in: torch.Tensor | None = None
         self._host_out: torch.Tensor | None = None
@@ -729,6 +730,16 @@ class StreamEngine:
         now = time.monotonic() if now is None else now
         return self._cond.blending(now) or self._noise.moving
 
+    def weights_changed(self, text_encoder: bool) -> None:
+        """The model's weights changed in place (a LoRA's weight): the next camera frame is
+        painted even if it looks like the last one (the similarity filter would hand back the
+        old picture), and after a change to the text encoder every prompt is encoded again, the
+        current one blending to its new encoding like any prompt change."""
+        self._last_sig = None
+        if text_encoder:
+            self._embeds = EmbeddingCache(self._encode_key, size=32)
+            self._cond.invalidate()
+
     @property
     def has_still(self) -> bool:
         """Whether a feedback loop has an image to start from (`set_still`, cleared by `reset`)."""
@@ -781,12 +792,19 @@ class StreamEngine:
         else:
             if image is None:
                 raise ValueError("img2img needs a camera image (or use txt2img)")
-            if (not moved and self._last_out is not None and P is self._last_program
-                    and self._similar(image)):
+            similar = (not moved and self._last_out is not None and P is self._last_program
+                       and self._similar(image))
+            if similar and self._flush_left <= 0:
                 self.stats.skipped += 1
                 return self._last_out
-            if moved:
+            if moved or not similar:
                 self._similar(image, remember=True)
+                # A stream batch holds a new frame for stages-1 calls before it comes out: keep
+                # painting until it has, or a cut followed by a still scene would show the old
+                # picture for up to similarity_max_skip frames.
+                self._flush_left = key.stages - 1 if key.batched else 0
+            else:
+                self._flush_left -= 1
             self._upload(P, image)
 
         P.feedback.fill_(self.options.feedback if P.primed else 0.0)

@@ -24,6 +24,7 @@ from installation.show import GeneratorConfig, resolve_path
 from .schedulers import MIN_STRENGTH
 
 if TYPE_CHECKING:  # stream.py imports torch; this module loads it only in load()
+    from .parts import StyleLora
     from .stream import StreamEngine
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class StreamGenerator:
         self.accel = ""
         self.progress_callback: Callable[[str], None] | None = None
         self.engine: StreamEngine | None = None
+        self.style_lora: StyleLora | None = None  # the show's `lora`, its weight changeable per cue
         self._cache_dir = cache_dir
         self._still_loaded = False
 
@@ -84,7 +86,7 @@ class StreamGenerator:
         device, dtype = where.device, where.dtype
         self._progress(f"loading {cfg.model}")
         pipe = load_pipeline(cfg, dtype, self._cache_dir)
-        loras = apply_loras(pipe, cfg)
+        loras, style_lora = apply_loras(pipe, cfg)
         scheduler = prepare_scheduler(pipe.scheduler, LCM if cfg.lcm_lora else "auto")
         sdxl = hasattr(pipe, "text_encoder_2")
         vae = load_autoencoder(cfg.autoencoder, sdxl, dtype)
@@ -117,6 +119,7 @@ class StreamGenerator:
         modes = [cfg.mode == "txt2img"] if cfg.mode != "img2img" else [False, True]
         engine.prepare(steps, modes, cfg.guidance_scale, progress=self._progress)
         self.engine = engine
+        self.style_lora = style_lora
         self.device = device
         self.dtype = where.dtype_name
         self.accel = engine.accel_label
@@ -124,6 +127,14 @@ class StreamGenerator:
         extra = f", LoRA {', '.join(loras)}" if loras else ""
         log.info("%s loaded for streaming on %s (%s, %s, %s autoencoder%s) in %.1f s", cfg.model, device, self.dtype,
                  self.accel, "tiny" if vae is not None else "full", extra, self.load_seconds)
+
+    def set_lora_scale(self, scale: float) -> None:
+        """The style LoRA's weight from now on (a cue's), without reloading: the weights are
+        rewritten in place, and prompts encoded again if the LoRA reaches the text encoder."""
+        lora, engine = self.style_lora, self.engine
+        if lora is None or engine is None or lora.weight == scale:
+            return
+        engine.weights_changed(text_encoder=lora.set_weight(scale))
 
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
         from .stream import FrameRequest

@@ -137,6 +137,41 @@ def ensure_tiny_model(dest: Path, seed: int = 0) -> Path:
     return dest
 
 
+def write_tiny_lora(model: Path, dest: Path, seed: int = 0, rank: int = 4) -> Path:
+    """Writes a random-weight LoRA for the tiny model at `model` into `dest` (a folder holding
+    pytorch_lora_weights.safetensors, as diffusers' training scripts save one): the UNet's
+    attention projections and the text encoder's, so a show's `lora` and its weight can be
+    tested end to end. The same seed gives the same LoRA."""
+    import torch
+
+    from .quiet import quiet_model_loading
+
+    quiet_model_loading()
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(model)
+    # init_lora_weights=False: both factors random, so the LoRA changes the picture at once
+    # (a trained one starts from B = 0 and learns).
+    unet_cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                          target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    text_cfg = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                          target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = inject_adapter_in_model(unet_cfg, pipe.unet)
+        text_encoder = inject_adapter_in_model(text_cfg, pipe.text_encoder)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(
+        dest, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+        text_encoder_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(text_encoder)),
+        safe_serialization=True)
+    return dest
+
+
 def _bench(folder: Path, size: int, frames: int) -> None:
     """Per-frame time of the tiny model through the real DiffusersGenerator (1 step, img2img
     at strength 0.5 and txt2img), for the report; prints numbers, asserts nothing."""
