@@ -38,3 +38,30 @@ def read_video(path) -> tuple[tuple[int, int], list, float]:
     fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     return size, frames, fps
+
+
+def wishes_wav(wishes: list[str], folder: Path, pause_s: float = 2.5, sample_rate: int = 16000) -> Path:
+    """The wishes spoken by espeak-ng, with quiet room tone (-65 dBFS) before and between them,
+    as one 16-bit mono WAV: a visitor who speaks several wishes into the microphone."""
+    import wave
+
+    import numpy as np
+
+    from installation.inputs.wav import load_wav_16k
+
+    rng = np.random.default_rng(0)
+
+    def room(seconds: float) -> np.ndarray:
+        return (10 ** (-65 / 20) * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32)
+
+    pieces = [room(0.5)]
+    for i, text in enumerate(wishes):
+        pieces += [load_wav_16k(espeak_wav(text, folder / f"wish{i}.wav", speed=130)), room(pause_s)]
+    samples = np.clip(np.concatenate(pieces), -1.0, 1.0)
+    path = folder / "visitor.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path

@@ -9,23 +9,19 @@ import json
 import re
 import socket
 import time
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from installation.app import RunOptions
 from installation.harness import start_show_thread, stop_show_thread
-from installation.inputs.wav import load_wav_16k
 from installation.show import parse_show
-from media import espeak_wav
+from media import wishes_wav
 
 pytestmark = pytest.mark.slow
 
-SR = 16000
 TIMEOUT_S = 4.0
 # Approved, rejected, left to the timeout. Separate words, so a rejected wish cannot hide
 # inside a painted one.
@@ -34,22 +30,7 @@ WISHES = ["a red fox in the snow", "a small boat on a quiet lake", "a golden cas
 
 def speech_wav(tmp_path: Path) -> Path:
     """The three wishes with room tone and 2.5 s pauses between them, as one 16-bit WAV."""
-    rng = np.random.default_rng(0)
-
-    def room(seconds: float) -> np.ndarray:
-        return (10 ** (-65 / 20) * rng.standard_normal(int(seconds * SR))).astype(np.float32)
-
-    pieces = [room(0.5)]
-    for i, text in enumerate(WISHES):
-        pieces += [load_wav_16k(espeak_wav(text, tmp_path / f"wish{i}.wav", speed=130)), room(2.5)]
-    samples = np.clip(np.concatenate(pieces), -1.0, 1.0)
-    path = tmp_path / "visitor.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
+    return wishes_wav(WISHES, tmp_path)
 
 
 class Peer:

@@ -23,6 +23,7 @@ from installation.core.messages import Prompt
 from installation.generation.choice import params_from_config
 from installation.generation.preview import PreviewGenerator
 from installation.show import GeneratorConfig
+from media import read_video
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -45,15 +46,7 @@ def probe(path: Path) -> dict[str, dict]:
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
+    return read_video(path)[1]
 
 
 @pytest.fixture(scope="module")

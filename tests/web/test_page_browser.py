@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import time
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +23,8 @@ import numpy as np
 import pytest
 
 from installation import web_bridge
-from installation.inputs.wav import load_wav_16k
 from installation.show import Show, parse_show
+from media import wishes_wav
 from web.live_app import PASSWORD, LiveApp, page_show, stalled_generator, start_app
 
 pytestmark = pytest.mark.slow
@@ -252,35 +249,14 @@ def test_the_page_warns_while_the_generator_stalls_and_clears_the_warning_after(
 
 
 # --- the curated show ------------------------------------------------------------------------
-SR = 16000
 TIMEOUT_S = 6.0
 # Approved, rejected, left to the timeout: as tests/test_curation_e2e.py, which also covers OSC.
 WISHES = ["a red fox in the snow", "a small boat on a quiet lake", "a golden castle on a green hill"]
 
 
 def speech_wav(tmp: Path) -> Path:
-    """The three wishes, spoken by espeak-ng, with room tone and 2.5 s pauses, as one 16 kHz WAV.
-    (tests/conftest.py's espeak_wav cannot be imported here: tests/web has a conftest of its own.)"""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is installed by scripts/setup.sh")
-    rng = np.random.default_rng(0)
-
-    def room(seconds: float) -> np.ndarray:
-        return (10 ** (-65 / 20) * rng.standard_normal(int(seconds * SR))).astype(np.float32)
-
-    pieces = [room(0.5)]
-    for i, text in enumerate(WISHES):
-        spoken = tmp / f"wish{i}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(spoken), text], check=True)
-        pieces += [load_wav_16k(spoken), room(2.5)]
-    samples = np.clip(np.concatenate(pieces), -1.0, 1.0)
-    path = tmp / "visitor.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
+    """The three wishes with room tone and 2.5 s pauses between them, as one 16-bit WAV."""
+    return wishes_wav(WISHES, tmp)
 
 
 def curated_show(tmp: Path, wav: Path) -> Show:
