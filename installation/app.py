@@ -80,6 +80,7 @@ class App:
         self.web: Any = None  # the web server (web/server.py), when the operator's page is on
         self.web_bridge: Any = None
         self._web_published_t = 0.0
+        self._shows_list = web_bridge.ShowsList()
         self._screen_settings = ScreenSettings()  # the screen until the window opens
         self._pending_show: tuple[Show, tuple[str, int] | None] | None = None
         self._signal: int | None = None
@@ -248,7 +249,7 @@ class App:
         if bridge is None or (not force and now - self._web_published_t < web_bridge.PUBLISH_EVERY_S):
             return
         self._web_published_t = now
-        bridge.publish_status(web_bridge.status(self, now))
+        bridge.publish_status(web_bridge.status(self, now, self._shows_list))
         bridge.publish_health(*web_bridge.health(self))
         bridge.publish_metrics(web_bridge.metrics(self, now))
         frame = self.current_frame()

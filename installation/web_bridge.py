@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, Protocol
 
+from .control.scene_words import scene_words
 from .control.show_control import ShowControl, ShowState, shows_available
 from .core.counters import EventCounters
 from .core.worker import Worker
@@ -40,6 +41,23 @@ PUBLISH_EVERY_S = 0.25  # the page updates at most ~4 times a second; the snapsh
 HEALTH_STALL_S = 10.0  # a stage that has not worked this long makes /healthz answer 503
 
 
+SHOWS_EVERY_S = 5.0  # the shows/ folder is listed at most this often, not at every publish
+
+
+class ShowsList:
+    """The show names in shows/ for the page, listed again only after SHOWS_EVERY_S (one per
+    app, used on its main thread)."""
+
+    def __init__(self) -> None:
+        self._t = float("-inf")
+        self._names: list[str] = []
+
+    def get(self, now: float) -> list[str]:
+        if now - self._t >= SHOWS_EVERY_S:
+            self._t, self._names = now, shows_available()
+        return self._names
+
+
 def gpu_memory() -> dict[str, Any] | None:
     """The GPU's memory where torch is already loaded with CUDA (never imports torch)."""
     torch = sys.modules.get("torch")
@@ -66,7 +84,7 @@ def health(app: App) -> tuple[bool, str]:
     return (not problems, "; ".join(problems) or "ok")
 
 
-def status(app: App, now: float) -> dict[str, Any]:
+def status(app: App, now: float, shows: ShowsList) -> dict[str, Any]:
     """The status snapshot (web/bridge.py STATUS_KEYS), made on the main thread."""
     ctl, st = app.control, app.state
     show = app.show
@@ -79,13 +97,13 @@ def status(app: App, now: float) -> dict[str, Any]:
         "t": now,
         "show": show.show.name,
         "show_file": show.path.stem if show.path else "",
-        "shows": shows_available(),
+        "shows": shows.get(now),
         "cue": cue,
         "cues": [{"number": i + 1, "name": c.name} for i, c in enumerate(show.cues)],
         "prompt": st.prompt.text,
         "presence": bool(seen and seen.presence),
         "people": int(seen.people) if seen else 0,
-        "scene": dict(ctl.status_values()).get("/jadong/status/scene", ("",))[0],
+        "scene": scene_words(seen, show.scene).summary(),
         "rates": {k: round(v, 2) for k, v in app.stage_rates().items()},
         "drops": app.drop_counts(),
         "generator": gw.active_name if gw is not None else "",

@@ -304,7 +304,7 @@ def test_the_web_status_carries_the_time_left():
         def drop_counts() -> dict[str, int]:
             return {}
 
-    snapshot = web_bridge.status(FakeApp(), 10.4)
+    snapshot = web_bridge.status(FakeApp(), 10.4, web_bridge.ShowsList())
     assert snapshot["cue"] == {"index": 0, "number": 1, "name": "dawn", "time_left_s": 0.6}
 
 

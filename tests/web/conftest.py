@@ -28,6 +28,7 @@ from installation.show import WebConfig, parse_show
 from installation.web.auth import Lockout, RateLimit
 from installation.web.bridge import SnapshotBridge, error_entry
 from installation.web.server import WebLimits, WebServer
+from web.live_app import Answer as Response  # one HTTP answer type for both rigs
 
 PASSWORD = "correct horse battery staple"
 # Generous rate limits for tests that are not about them; a short lockout so a test can wait it out.
@@ -101,20 +102,6 @@ class ShowLoop:
                 self.ctl.handle(control)
                 self.handled += 1
             self.bridge.publish_status(status_snapshot(self.ctl, self.started))
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass

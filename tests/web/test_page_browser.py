@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 from installation import web_bridge
-from installation.show import Show, parse_show
+from installation.show import Show
 from media import wishes_wav
+from test_curation_e2e import curated_show as e2e_curated_show
 from web.live_app import PASSWORD, LiveApp, page_show, stalled_generator, start_app
 
 pytestmark = pytest.mark.slow
@@ -260,18 +261,11 @@ def speech_wav(tmp: Path) -> Path:
 
 
 def curated_show(tmp: Path, wav: Path) -> Show:
-    return parse_show({
-        "show": {"name": "curated-page"},
-        "camera": {"source": "none"},
-        "microphone": {"source": str(wav)},
-        "speech": {"model": "tiny.en", "language": "en", "vad": "energy", "end_silence_ms": 500},
-        "prompt": {"template": "{speech}, woodcut", "initial": "an empty stage"},
-        "generator": {"kind": "preview", "width": 128, "height": 128, "max_fps": 15},
-        "display": {"mode": "headless", "width": 320, "height": 180, "fps": 30},
-        "osc": {"enabled": False},
-        "web": {"password": PASSWORD},
-        "curation": {"enabled": True, "timeout_s": TIMEOUT_S, "on_timeout": "accept", "waiting_caption": "…"},
-    }, tmp / "curated-page.toml")
+    """tests/test_curation_e2e.py's curated show, with the page instead of OSC."""
+    show = e2e_curated_show(tmp, wav)
+    show.show.name, show.osc.enabled, show.web.password = "curated-page", False, PASSWORD
+    show.curation.timeout_s = TIMEOUT_S
+    return show
 
 
 def nth_waiting(live: LiveApp, n: int, seconds: float = 25.0) -> dict[str, Any]:
