@@ -45,6 +45,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _ndi_name(text: str) -> str:
+    from .display.ndi_out import ndi_name_problem
+
+    problem = ndi_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python run.py",
@@ -61,7 +70,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=Path, default=None, help="write what is presented to a video file (.mp4 or .avi)")
     p.add_argument("--record-fps", type=_rate, default=30.0, help="frames per second in the recording (default 30)")
     p.add_argument("--camera", default=None,
-                   help="camera device index, video file or stream URL ('none' for no camera)")
+                   help="camera device index, video file, stream URL, NDI source (ndi:NAME) or 'none'")
     p.add_argument("--mic", default=None, help="microphone name or index, or a WAV file ('none' for no speech)")
     p.add_argument("--model", default=None,
                    help="diffusion model: Hugging Face id, local folder or .safetensors/.ckpt file")
@@ -72,7 +81,15 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--osc-port", type=int, default=None, help="OSC UDP port (0: any free port)")
     p.add_argument("--web-port", type=_port, default=None, metavar="N",
                    help="serve the operator's page, /healthz and /metrics on TCP port N (0: any free port)")
+    p.add_argument("--state", type=Path, default=None, metavar="PATH",
+                   help="save the show state (cue, prompt, settings) in this file and start from it; default: "
+                        "state/SHOW.json, except with --seconds (trial runs neither read nor write state)")
+    p.add_argument("--ndi", type=_ndi_name, default=None, metavar="NAME",
+                   help="also send what the screen presents as an NDI source called NAME")
     p.add_argument("--monitor", type=int, default=None, help="monitor index for fullscreen")
+    p.add_argument("--faults", action="store_true",
+                   help="for the soak harness (python -m installation.soak) only: accept /jadong/fault and "
+                        "write heartbeats to the event log")
     p.add_argument("--hud", action="store_true", help="show the HUD (fps per stage, drops, generator)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -125,6 +142,10 @@ def apply_overrides(show: Show, args: argparse.Namespace) -> Show:
     return show
 
 
+def default_state_dir() -> Path:
+    return PROJECT_ROOT / "state"
+
+
 def default_log_path() -> Path:
     # "{day}" makes the event log start a new file each day (see events.EventLog).
     return PROJECT_ROOT / "logs" / "events-{day}.jsonl"
@@ -158,11 +179,18 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
         if problem:
             print(f"error: --record: {problem}", file=sys.stderr)
             return 2
+    if args.state is not None and args.state.is_dir():
+        print(f"error: --state {args.state}: is a folder; give a file, e.g. {args.state / 'show.json'}",
+              file=sys.stderr)
+        return 2
     from .app import App, RunOptions
 
     log_path = args.log or default_log_path()
+    # A show runs from where it was (state/SHOW.json); a trial run (--seconds) only with --state.
+    state_dir = default_state_dir() if args.state is None and args.seconds is None else None
     options = RunOptions(seconds=args.seconds, record=args.record, record_fps=args.record_fps,
-                         log_path=log_path, started_mono=started_mono, web_port=args.web_port)
+                         log_path=log_path, started_mono=started_mono, web_port=args.web_port,
+                         state_dir=state_dir, state_file=args.state, ndi_name=args.ndi, faults=args.faults)
     app = App(show, options)
     log.info("show %s (%s); event log %s", show.show.name, show.path, app.events.path)
     return app.run()

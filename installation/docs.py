@@ -22,6 +22,8 @@ README = PROJECT_ROOT / "README.md"
 def _type_name(annotation: Any) -> str:
     """A reader's name for a field's type: "integer", "one of "a", "b"", "list of strings"."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # a checked type (a template, a crop): named by what it holds
+        return _type_name(args[0])
     if origin is typing.Literal:
         return "one of " + ", ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -70,11 +72,10 @@ def show_reference() -> str:
         if field.exclude:
             continue
         model = field.annotation
-        if section == "cues":
-            from .show import Cue
-
-            lines.append(f"**`[[cues]]`**: {field.description}\n")
-            lines.extend(_model_table(Cue))
+        item = typing.get_args(model)[0] if typing.get_origin(model) is list else None
+        if isinstance(item, type) and issubclass(item, BaseModel):  # [[cues]], [[streams]], [[outputs]]
+            lines.append(f"**`[[{section}]]`**: {field.description}\n")
+            lines.extend(_model_table(item))
             lines.append("")
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 import tomllib
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +30,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHOWS_DIR = PROJECT_ROOT / "shows"
+# The shows folder: shows/ in the project, or $JADONG_SHOWS_DIR (a gallery's own folder; the soak
+# harness points it at a folder of its own, so /jadong/show can be handed a broken show safely).
+SHOWS_DIR = Path(os.environ.get("JADONG_SHOWS_DIR", "").strip() or PROJECT_ROOT / "shows").expanduser()
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEFAULT_SHOW = SHOWS_DIR / "default.toml"
 
@@ -170,10 +174,91 @@ class ShowInfo(_Section):
     description: str = Field("", description="Free text for the people who run the show.")
 
 
+# --- NDI camera sources (inputs/ndi.py receives them) ---------------------------------------
+
+_NDI_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+NDI_SOURCE_FORMS = ('"ndi:NAME" (found by name), "ndi://HOST/NAME" (asking HOST for its sources) or '
+                    '"ndi://HOST:PORT" (straight to a sender\'s address)')
+
+
+@dataclass(frozen=True)
+class NdiSourceName:
+    """What an NDI `camera.source` names. `name`: the source's name, its stream part ("Stage")
+    or the whole "MACHINE (Stage)" NDI shows ("" when connecting by address only); `host`: a
+    machine to ask for its sources by unicast, where mDNS does not reach; `address`:
+    "HOST:PORT" to connect to straight away, with no discovery at all."""
+
+    name: str = ""
+    host: str = ""
+    address: str = ""
+
+    @property
+    def description(self) -> str:
+        if self.address:
+            return f"NDI {self.address}" + (f" ({self.name})" if self.name else "")
+        return f"NDI {self.name!r}" + (f" at {self.host}" if self.host else "")
+
+
+def _ndi_host(host: str, text: str) -> str:
+    if not _NDI_HOST.match(host):
+        raise ValueError(f"{_quote(text)}: {_quote(host)} is not an IP address or host name")
+    return host.strip("[]")
+
+
+def parse_ndi_source(text: str) -> NdiSourceName | None:
+    """The NDI source a camera.source value names, or None when it is not an NDI source (no
+    "ndi:" in front). A malformed one raises ValueError naming the forms that work."""
+    if not text[:4].lower() == "ndi:":
+        return None
+    rest = text[4:].strip()
+    if not rest.startswith("//"):
+        if not rest or not rest.isprintable():
+            raise ValueError(f"{_quote(text)}: expected an NDI source name after \"ndi:\"; use {NDI_SOURCE_FORMS}")
+        return NdiSourceName(name=rest)
+    where, _, name = rest[2:].partition("/")
+    name = name.strip()
+    if name and not name.isprintable():
+        raise ValueError(f"{_quote(text)}: the source name has unprintable characters")
+    host, colon, port = where.rpartition(":") if not where.endswith("]") else (where, "", "")
+    if not colon:
+        host = where
+        if not name:
+            raise ValueError(f"{_quote(text)}: give the source's name (ndi://{host or 'HOST'}/NAME) or the port it "
+                             f"sends on (ndi://{host or 'HOST'}:PORT); use {NDI_SOURCE_FORMS}")
+        return NdiSourceName(name=name, host=_ndi_host(host, text))
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{_quote(text)}: expected a port from 1 to 65535 after the host, got {_quote(port)}")
+    host = _ndi_host(host, text)
+    return NdiSourceName(name=name, address=f"{host if ':' not in host else f'[{host}]'}:{int(port)}")
+
+
+def _camera_source(value: int | str) -> int | str:
+    if isinstance(value, str):
+        parse_ndi_source(value)  # raises for a malformed NDI source
+    return value
+
+
+def _ndi_ip(value: str) -> str:
+    value = value.strip()
+    if not _NDI_HOST.match(value):
+        raise ValueError(f"expected IP addresses or host names, got {_quote(value)}")
+    return value.strip("[]")
+
+
 class CameraConfig(_Section):
-    source: DeviceOrPath = Field(
+    source: Annotated[DeviceOrPath, AfterValidator(_camera_source)] = Field(
         "none", description="Device index (0), video file (relative to the project), stream URL "
-        "(rtsp://, tcp://, http://), or \"none\".")
+        "(rtsp://, tcp://, http://), an NDI source (`ndi:NAME`, `ndi://HOST/NAME`, `ndi://HOST:PORT`), or \"none\".")
+    ndi_ips: list[str] = Field(
+        [], description="NDI sources: machines to ask for their sources by address (IP or host "
+        "name), for networks where NDI's mDNS discovery does not reach (no Avahi, VLANs, managed switches).")
+
+    @field_validator("ndi_ips")
+    @classmethod
+    def _ndi_ips(cls, value: list[str]) -> list[str]:
+        if len(value) > 64:
+            raise ValueError(f"at most 64 addresses, got {len(value)}")
+        return [_ndi_ip(v) for v in value]
     loop: bool = Field(True, description="Files: start again at the end.")
     paced: bool = Field(True, description="Files: play at the file's frame rate (false: as fast as read).")
     width: int = Field(0, ge=0, le=7680, description="Capture width to ask the device for (0: its default).")
@@ -441,6 +526,37 @@ class CaptureConfig(_Section):
                             "oldest captures are removed first.")
 
 
+class PrivacyConfig(_Section):
+    """What is kept of visitors, and for how long (control/retention.py, core/visitor_words.py),
+    and how big the event log may grow. Expired data is deleted by a janitor thread every few
+    minutes while the show runs."""
+
+    keep_words: bool = Field(True, description="false: the show keeps no visitor's words at all: the event log "
+                             "writes counts in their place (`text_words: 4` for `text`), captures keep none "
+                             "([capture] keep_words is false too), and closed log files are scrubbed of words "
+                             "written before. Prompts from the show, a cue, the scene or attract mode are the artist's "
+                             "and stay.")
+    words_days: float = Field(30.0, ge=0, le=36500, description="Days visitors' words stay in the event log: a "
+                              "closed log file whose last line is older is rewritten with counts in their place "
+                              "(every other field stays). 0: as long as the file.")
+    captures_days: float = Field(0.0, ge=0, le=36500, description="Days a capture (picture, clip, sidecar and its "
+                                 "line in captures/index.jsonl) is kept; 0: until [capture] quota_mb removes it.")
+    logs_days: float = Field(90.0, ge=0, le=36500, description="Days an event-log file is kept after its last line; "
+                             "0: no limit but logs_max_mb.")
+    logs_max_mb: float = Field(1000.0, ge=1, le=10_000_000, description="Megabytes all event-log files may hold "
+                               "together; past this the oldest go first (never the one being written).")
+    log_file_mb: float = Field(100.0, ge=0.01, le=10_000_000, description="A log file past this size goes on in a "
+                               "numbered part (`events-20250101.1.jsonl`): a flood of events cannot make one file "
+                               "too big to open.")
+
+    @model_validator(mode="after")
+    def _file_fits(self) -> PrivacyConfig:
+        if self.log_file_mb > self.logs_max_mb:
+            raise ValueError(f"log_file_mb ({self.log_file_mb:g}) is more than logs_max_mb ({self.logs_max_mb:g}), "
+                             "all the logs together: lower log_file_mb or raise logs_max_mb")
+        return self
+
+
 class ProvenanceConfig(_Section):
     """Who made the show and how its captures are signed (control/provenance.py)."""
 
@@ -459,6 +575,157 @@ class ProvenanceConfig(_Section):
             raise ValueError("certificate and key go together: name both PEM files (`python run.py credentials DIR` "
                              "makes a pair), or neither for Jadong's own local credentials")
         return self
+
+
+# --- unattended: attract mode and opening hours ------------------------------------------
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+_TIME_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+HOURS_HELP = ('write hours as "10:00-18:00", several as "10:00-13:00, 14:00-20:00", past midnight as '
+              '"18:00-02:00", all day as "00:00-24:00", or "closed"')
+
+
+def parse_day_hours(text: str) -> tuple[tuple[int, int], ...]:
+    """One day's opening hours as (start, end) minutes after midnight. An end at or before its
+    start runs past midnight into the next day; "closed" is no range at all."""
+    if text.strip().lower() == "closed":
+        return ()
+    ranges = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _TIME_RANGE.match(part)
+        if not match:
+            raise ValueError(f"{_quote(part)} is not a time range; {HOURS_HELP}")
+        h0, m0, h1, m1 = map(int, match.groups())
+        if h0 > 23 or h1 > 24 or m0 > 59 or m1 > 59 or (h1 == 24 and m1):
+            raise ValueError(f"{_quote(part)} is not a time of day (00:00 to 23:59, or 24:00 for the end of the day)")
+        start, end = h0 * 60 + m0, h1 * 60 + m1
+        if start == end:
+            raise ValueError(f"{_quote(part)} opens and closes at the same minute; all day is \"00:00-24:00\"")
+        ranges.append((start, end))
+    return tuple(ranges)
+
+
+def _check_day_hours(text: str) -> str:
+    if text.strip():
+        parse_day_hours(text)
+    return text
+
+
+def _check_timezone(name: str) -> str:
+    if not name.strip():
+        return name
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"no time zone {_quote(name)}: expected an IANA name such as \"Europe/Berlin\" or "
+                         "\"America/New_York\" (empty: this machine's)") from None
+    return name
+
+
+def _check_file(value: str) -> str:
+    """A file the show names (empty: none) must be there."""
+    if value.strip() and not resolve_path(value.strip()).is_file():
+        raise ValueError(f"no file {resolve_path(value.strip())} (a path relative to the project, or absolute)")
+    return value
+
+
+DayHours = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_day_hours)]
+TimeZoneName = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_timezone)]
+ShownFile = Annotated[str, AfterValidator(_check_file)]
+
+
+class AttractConfig(_Section):
+    """What the show does while nobody is there (control/attract.py): after `after_s` without
+    anyone present ([vision]) and without a word heard or an operator's control, a cycle of
+    prompts, a clip or a still with a caption inviting people in; back the moment someone comes."""
+
+    enabled: bool = Field(False, description="Switch to the attract behaviour when nobody is there.")
+    after_s: float = Field(120.0, ge=1, le=86400, description="Seconds with nobody present (with [vision]; without "
+                           "it, nobody heard) and no operator's control before attract starts.")
+    behaviour: Literal["prompts", "clip", "still"] = Field(
+        "prompts", description="prompts: the generator paints `prompts` in turn; clip: `clip` plays on screen, "
+        "looped; still: `image` shows. The generator rests during a clip or a still.")
+    prompts: list[PromptText] = Field([], description="The attract prompts, painted in turn, `prompt_s` each.")
+    prompt_s: float = Field(20.0, ge=1, le=3600, description="Seconds each attract prompt is painted.")
+    clip: ShownFile = Field("", description="behaviour \"clip\": a video file (relative to the project), played looped "
+                      "at its own frame rate.")
+    image: ShownFile = Field("", description="behaviour \"still\": an image file (relative to the project).")
+    caption: str = Field("Say a wish", max_length=MAX_PROMPT_CHARS, description="Shown over the attract picture "
+                         "(\"\" for none).")
+    fade_s: float = Field(1.5, ge=0, le=60, description="Seconds a clip or still fades in and out.")
+
+    @model_validator(mode="after")
+    def _has_what_it_shows(self) -> AttractConfig:
+        if not self.enabled:
+            return self
+        if self.behaviour == "prompts" and not any(p.strip() for p in self.prompts):
+            raise ValueError('behaviour "prompts" needs prompts = ["...", ...] (or behaviour "clip" or "still")')
+        for behaviour, key in (("clip", "clip"), ("still", "image")):
+            if self.behaviour == behaviour and not getattr(self, key).strip():
+                raise ValueError(f'behaviour "{behaviour}" needs {key} = "path/to/file"')
+        return self
+
+
+class HoursConfig(_Section):
+    """When the show is open (control/hours.py), by weekday, in the show's time zone. With no
+    day and no `default` set the show is always open. While closed the generator rests (the GPU
+    idles), nothing heard is transcribed, and the screen fades to the `closed` look."""
+
+    timezone: TimeZoneName = Field("", description="IANA time zone the hours are in, e.g. "
+                          "\"Europe/Berlin\" (daylight saving time followed); empty: this machine's.")
+    default: DayHours = Field("", description="Hours of every day not set below; empty: those days are closed.")
+    mon: DayHours = Field("", description="Monday's hours, e.g. \"10:00-18:00\" or \"10:00-13:00, 14:00-20:00\"; "
+                          "\"closed\"; empty: `default`. A range past midnight (\"18:00-02:00\") ends the next day.")
+    tue: DayHours = Field("", description="Tuesday's hours (as `mon`).")
+    wed: DayHours = Field("", description="Wednesday's hours (as `mon`).")
+    thu: DayHours = Field("", description="Thursday's hours (as `mon`).")
+    fri: DayHours = Field("", description="Friday's hours (as `mon`).")
+    sat: DayHours = Field("", description="Saturday's hours (as `mon`).")
+    sun: DayHours = Field("", description="Sunday's hours (as `mon`).")
+    closed: Literal["dim", "black", "still"] = Field(
+        "dim", description="The screen while closed: the last picture dimmed to `dim`, black, or `image`.")
+    dim: float = Field(0.2, ge=0, le=1, description="closed = \"dim\": the last picture's brightness (0 black, 1 as is).")
+    image: ShownFile = Field("", description="closed = \"still\": the image shown (relative to the project).")
+    caption: str = Field("", max_length=MAX_PROMPT_CHARS, description="Text over the closed screen, e.g. the "
+                         "opening times (\"\" for none).")
+    fade_s: float = Field(3.0, ge=0, le=600, description="Seconds the screen fades into and out of the closed look.")
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether any hours are set (else the show is always open)."""
+        return any(getattr(self, key).strip() for key in ("default", *DAYS))
+
+    def day(self, weekday: int) -> tuple[tuple[int, int], ...]:
+        """The ranges of a weekday (0 = Monday), `default` for a day not set."""
+        text = getattr(self, DAYS[weekday]).strip() or self.default.strip()
+        return parse_day_hours(text) if text else ()
+
+    @model_validator(mode="after")
+    def _still_has_image(self) -> HoursConfig:
+        if self.closed == "still" and not self.image.strip():
+            raise ValueError('closed = "still" needs image = "path/to/file"')
+        return self
+
+
+class SafetyConfig(_Section):
+    """An image checker on generated frames (generation/safety.py): diffusers'
+    StableDiffusionSafetyChecker. Held frames are never shown; the last safe frame stays."""
+
+    enabled: bool = Field(False, description="Check every frame the model paints before it is shown (costs a "
+                          "CLIP ViT-L/14 pass a frame on the generator's GPU; the preview is not checked).")
+    model: str = Field("CompVis/stable-diffusion-safety-checker", description="The checker: a Hugging Face id "
+                       "(`fetch-models` gets it) or a local folder with config.json, weights and "
+                       "preprocessor_config.json.")
+    adjustment: float = Field(0.0, ge=-0.5, le=0.5, description="Added to every concept score before the \"> 0 "
+                              "flags\" test (the checker's own `adjustment`): higher flags more (stricter, more false "
+                              "positives), lower flags less; 0 is the checker as published, steps of 0.01 matter.")
+    streak: int = Field(3, ge=1, le=60, description="Frames are held only from the Nth flagged frame in a row on "
+                        "(one false positive never stutters the picture); 1 holds every flagged frame.")
+    if_missing: Literal["preview", "unchecked"] = Field(
+        "preview", description="If the checker cannot load (weights missing): \"preview\" keeps the model's "
+        "frames off the screen and the labelled preview paints; \"unchecked\" shows them unchecked (logged).")
 
 
 class Cue(_Section):
@@ -508,6 +775,209 @@ class StoryboardConfig(_Section):
                        "for GO (/jadong/cue/next, the keyboard); back from the first goes to the last.")
 
 
+# --- several streams and outputs ([[streams]], [[outputs]]) -----------------------------------
+# core/streams.py turns a crop into pixels and holds each stream's slots; display/outputs.py
+# builds the outputs; control/streams.py holds each stream's state and its OSC controls.
+
+MAX_STREAMS = 8
+MAX_OUTPUTS = 8
+CROP_NAMES = ("full", "left", "centre", "right")  # the camera's width in thirds, or all of it
+
+
+def _crop(value: Any) -> str | list[float]:
+    if isinstance(value, str):
+        if value not in CROP_NAMES:
+            raise ValueError(f"expected one of {', '.join(map(_quote, CROP_NAMES))} or four fractions "
+                             f"[x0, y0, x1, y1] of the camera frame, got {_quote(value)}")
+        return value
+    if (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        x0, y0, x1, y1 = (float(v) for v in value)
+        if all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (x0, y0, x1, y1)) and x0 < x1 and y0 < y1:
+            return [x0, y0, x1, y1]
+    raise ValueError(f"expected one of {', '.join(map(_quote, CROP_NAMES))} or four fractions [x0, y0, x1, y1] "
+                     f"from 0 to 1 with x0 < x1 and y0 < y1 (e.g. [0.0, 0.0, 0.5, 1.0], the left half), "
+                     f"got {_echo(value)}")
+
+
+def _stream_ref(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_STREAMS:
+        return value
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_NAME_CHARS:
+        return value
+    raise ValueError(f"expected a stream number from 1 to {MAX_STREAMS} or a stream's name, got {_echo(value)}")
+
+
+CropValue = Annotated[str | list[float], PlainValidator(_crop)]
+StreamRef = Annotated[int | str, PlainValidator(_stream_ref)]
+
+
+class StreamConfig(_Section):
+    """One stream: what one or more outputs paint. Unset keys follow the show ([prompt], [generator],
+    the style a performer chose); each stream has its own OSC controls (/jadong/stream/N/...)."""
+
+    name: str = Field("", max_length=MAX_NAME_CHARS, description="What outputs (`stream = \"left\"`) and the "
+                      "operator call it; not only digits (those are stream numbers); \"\": `stream N`.")
+    template: Template | None = Field(None, description="This stream's prompt template (contains {speech}); "
+                                      "unset: the show's (or `style`).")
+    style: str | None = Field(None, max_length=MAX_NAME_CHARS, description="A style from [styles] for this "
+                              "stream (instead of `template`).")
+    initial: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="What this stream paints before "
+                                "anyone speaks; unset: [prompt] initial.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="This stream's noise seed; unset: the show's "
+                             "(cues and /jadong/seed).")
+    strength: float | None = Field(None, ge=0, le=1, description="This stream's img2img strength; unset: the "
+                                   "show's (cues and /jadong/strength).")
+    crop: CropValue = Field("full", description="The part of the camera frame this stream restyles: \"full\", "
+                            "\"left\", \"centre\" or \"right\" (thirds of the width, a triptych), or four fractions "
+                            "[x0, y0, x1, y1] of the frame.")
+    words: bool = Field(True, description="Paint visitors' words (false: this stream keeps its own words while "
+                        "visitors speak; cues and performers' prompts still reach it).")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_not_a_number(cls, v: str) -> str:
+        if v and (v != v.strip() or v.strip().isdigit()):
+            raise ValueError(f"expected a name with a letter in it and no spaces at the ends (numbers are stream "
+                             f"numbers), got {_quote(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _template_or_style(self) -> StreamConfig:
+        if self.template is not None and self.style is not None:
+            raise ValueError("give `template` or `style`, not both")
+        return self
+
+
+# Which keys each kind of output reads; any other key set on it is a mistake to report.
+OUTPUT_KEYS = {
+    "screen": {"kind", "stream", "monitor", "mode", "width", "height", "fps", "caption", "hud"},
+    "ndi": {"kind", "stream", "name", "width", "height", "fps", "alpha", "caption"},
+    "record": {"kind", "stream", "path", "width", "height", "fps", "caption", "hud"},
+}
+
+
+class OutputConfig(_Section):
+    """One output: a screen (a window on a monitor, or headless), an NDI source, or a recording.
+    Unset keys follow [display]."""
+
+    kind: Literal["screen", "ndi", "record"] = Field("screen", description="screen: a window on a monitor "
+                                                     "(fullscreen or windowed) or headless; ndi: an NDI source "
+                                                     "on the network; record: a video file.")
+    stream: StreamRef = Field(1, description="The stream it shows: a number (1 is the first [[streams]] table, "
+                              "or the show's one stream) or a stream's `name`; several outputs may show one stream.")
+    monitor: int | None = Field(None, ge=0, le=15, description="screen: the monitor (`python run.py devices`); "
+                                "unset: [display] monitor.")
+    mode: Literal["fullscreen", "windowed", "headless"] | None = Field(
+        None, description="screen: fullscreen on `monitor`, a window, or none; unset: [display] mode. "
+        "[display] mode = \"headless\" (or --headless) makes every screen headless.")
+    width: int | None = Field(None, ge=160, le=7680, description="Window, headless, NDI or recording width; unset: "
+                              "[display] width (a fullscreen screen takes its monitor's size).")
+    height: int | None = Field(None, ge=120, le=4320, description="Its height; unset: [display] height.")
+    fps: float | None = Field(None, gt=0, le=240, description="Frames presented, sent or recorded per second; "
+                              "unset: [display] fps for a screen, 30 for NDI and recordings.")
+    caption: bool | None = Field(None, description="Show the visitor's words (NDI: burnt in, with the label; "
+                                 "false sends the picture alone); unset: [display] caption.")
+    hud: bool | None = Field(None, description="screen, record: the HUD; unset: [display] hud for a screen, "
+                             "off for a recording.")
+    name: str = Field("", max_length=MAX_NAME_CHARS, description="ndi: the source's name, as receivers "
+                      "(TouchDesigner, OBS, Resolume) list it.")
+    alpha: bool = Field(False, description="ndi: send BGRA, with an alpha channel (fully opaque), for receivers "
+                        "that key or expect one; false: BGRX.")
+    path: str = Field("", description="record: the video file (.mp4 or .avi; relative to the project).")
+
+
+def stream_label(index: int, name: object = None) -> str:
+    """A stream as errors name it: `streams[1] (stream 2, "left")`."""
+    named = f", {_quote(name, 40)}" if isinstance(name, str) and name else ""
+    return f"streams[{index}] (stream {index + 1}{named})"
+
+
+def output_label(index: int) -> str:
+    return f"outputs[{index}] (output {index + 1})"
+
+
+def show_streams(show: Show) -> list[StreamConfig]:
+    """The show's streams: its [[streams]] tables, or the one stream [prompt] and [generator] make."""
+    return list(show.streams) or [StreamConfig()]
+
+
+def stream_number(show: Show, ref: int | str) -> int | None:
+    """The 1-based number of the stream `ref` (a number or a name, ignoring case) names, or None."""
+    streams = show_streams(show)
+    if isinstance(ref, int):
+        return ref if 1 <= ref <= len(streams) else None
+    wanted = ref.strip().lower()
+    return next((i + 1 for i, s in enumerate(streams) if s.name.lower() == wanted), None)
+
+
+def _streams_and_outputs_problems(show: Show) -> list[str]:
+    """What is wrong between [[streams]], [[outputs]] and the rest of the show."""
+    problems = []
+    if len(show.streams) > MAX_STREAMS:
+        problems.append(f"streams: at most {MAX_STREAMS} streams, got {len(show.streams)}")
+    if len(show.outputs) > MAX_OUTPUTS:
+        problems.append(f"outputs: at most {MAX_OUTPUTS} outputs, got {len(show.outputs)}")
+    names: dict[str, int] = {}
+    for i, stream in enumerate(show.streams):
+        label = stream_label(i, stream.name)
+        earlier = names.setdefault(stream.name.lower(), i) if stream.name else i
+        if earlier != i:
+            problems.append(f"{label}.name: stream {earlier + 1} is already called "
+                            f"{_quote(show.streams[earlier].name)}; stream names must differ by more than case")
+        if stream.style is not None and stream.style not in show.styles:
+            problems.append(f"{label}.style: {_quote(stream.style)} is not in [styles] "
+                            f"(known: {', '.join(show.styles) or 'none'})")
+        scene = sorted(template_placeholders(stream.template or "{speech}") & set(SCENE_WORDS))
+        if scene and not show.vision.enabled:
+            problems.append(f"{label}.template: {', '.join('{' + w + '}' for w in scene)} need the vision stage: "
+                            "set [vision] enabled = true")
+    known = ", ".join(str(i + 1) + (f" ({_quote(s.name)})" if s.name else "")
+                      for i, s in enumerate(show_streams(show)))
+    shown: set[int] = set()
+    fullscreen: dict[int, int] = {}
+    seen_names: dict[str, int] = {}
+    seen_paths: dict[str, int] = {}
+    for i, out in enumerate(show.outputs):
+        label = output_label(i)
+        for key in sorted(out.model_fields_set - OUTPUT_KEYS[out.kind]):
+            kinds = " and ".join(k for k, keys in OUTPUT_KEYS.items() if key in keys)
+            problems.append(f"{label}.{key}: not read by kind = \"{out.kind}\" (it is for {kinds} outputs)")
+        if out.kind == "ndi" and not out.name.strip():
+            problems.append(f"{label}.name: an NDI output needs the name receivers find it by, "
+                            "e.g. name = \"Jadong left\"")
+        if out.kind == "record" and not out.path.strip():
+            problems.append(f"{label}.path: a record output needs a file, e.g. path = \"recordings/left.mp4\"")
+        number = stream_number(show, out.stream)
+        if number is None:
+            problems.append(f"{label}.stream: no stream {_quote(out.stream) if isinstance(out.stream, str) else out.stream} "
+                            f"in this show (streams: {known})")
+        else:
+            shown.add(number)
+        if out.kind == "screen" and (out.mode or show.display.mode) == "fullscreen":
+            monitor = show.display.monitor if out.monitor is None else out.monitor
+            earlier = fullscreen.setdefault(monitor, i)
+            if earlier != i and show.display.mode != "headless":
+                problems.append(f"{label}.monitor: output {earlier + 1} is already fullscreen on monitor {monitor}; "
+                                "give each fullscreen screen its own monitor (or make one windowed)")
+        if out.kind == "ndi":
+            earlier = seen_names.setdefault(out.name.strip().lower(), i)
+            if earlier != i:
+                problems.append(f"{label}.name: output {earlier + 1} already sends as {_quote(out.name)}; "
+                                "NDI receivers tell sources apart by name")
+        if out.kind == "record":
+            earlier = seen_paths.setdefault(str(resolve_path(out.path)), i)
+            if earlier != i:
+                problems.append(f"{label}.path: output {earlier + 1} already records to {_quote(out.path)}")
+    if show.streams:
+        unseen = [n for n in range(1, len(show.streams) + 1) if n not in (shown if show.outputs else {1})]
+        for n in unseen:
+            where = "no [[outputs]] table shows it" if show.outputs else "without [[outputs]] only stream 1 is shown"
+            problems.append(f"{stream_label(n - 1, show.streams[n - 1].name)}: {where}; add an [[outputs]] table "
+                            f"with stream = {n} (or remove the stream: each one costs generator time)")
+    return problems
+
+
 class Show(_Section):
     show: ShowInfo = ShowInfo()
     camera: CameraConfig = CameraConfig()
@@ -524,14 +994,25 @@ class Show(_Section):
     scene: SceneWordsConfig = Field(SceneWordsConfig(), description="How scene words enter prompts.")
     capture: CaptureConfig = Field(CaptureConfig(), description="What a capture keeps, when one happens by "
                                    "itself, and how much of the disk captures may use.")
+    privacy: PrivacyConfig = Field(PrivacyConfig(), description="What is kept of visitors and for how long "
+                                   "(the event log's words, captures), and how big the event log may grow.")
     provenance: ProvenanceConfig = Field(ProvenanceConfig(), description="The show's artist and the signing "
                                          "certificate for its captures' content credentials.")
     storyboard: StoryboardConfig = Field(StoryboardConfig(), description="The cues as a timed sequence: "
                                          "each cue's `duration_s` and `follow`, and here how the sequence runs.")
+    attract: AttractConfig = Field(AttractConfig(), description="What the show does while nobody is there.")
+    hours: HoursConfig = Field(HoursConfig(), description="Opening hours by weekday, and the screen while closed.")
+    safety: SafetyConfig = Field(SafetyConfig(), description="An image safety checker on generated frames.")
     styles: dict[StyleName, Template] = Field(
         {}, description="Named prompt templates a performer switches between (/jadong/style NAME); "
         "each contains {speech}.")
     cues: list[Cue] = Field([], description="The show's cues, in order: one [[cues]] table each; a performer fires them with /jadong/cue/go, /next and /prev.")
+    streams: list[StreamConfig] = Field([], description="Several streams, one [[streams]] table each (at most "
+                                        f"{MAX_STREAMS}): each its own words, seed, strength and part of the camera; "
+                                        "without them the show paints one stream from [prompt] and [generator].")
+    outputs: list[OutputConfig] = Field([], description="Several outputs, one [[outputs]] table each (at most "
+                                        f"{MAX_OUTPUTS}): screens, NDI sources, recordings, each showing a stream; "
+                                        "without them the show has one screen, as [display] says.")
 
     @model_validator(mode="after")
     def _cues_consistent(self) -> Show:
@@ -567,6 +1048,24 @@ class Show(_Section):
         if self.generator.mask != "off" and no_silhouette and not self.generator.mask_image.strip():
             problems.append(f'generator.mask: "{self.generator.mask}" needs a mask: the visitor\'s silhouette '
                             '([vision] enabled = true, silhouette not "off") or generator.mask_image (an image file)')
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _no_words_anywhere(self) -> Show:
+        """[privacy] keep_words = false covers captures too: one switch, never a capture
+        keeping the words the log withholds."""
+        if not self.privacy.keep_words and self.capture.keep_words:
+            if "keep_words" in self.capture.model_fields_set:
+                raise ValueError("capture.keep_words: true keeps visitors' words in captures, but privacy.keep_words "
+                                 "= false keeps none: remove capture.keep_words (it follows [privacy])")
+            self.capture.keep_words = False
+        return self
+
+    @model_validator(mode="after")
+    def _streams_and_outputs_consistent(self) -> Show:
+        problems = _streams_and_outputs_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -615,8 +1114,8 @@ def cue_label(index: int, name: object = None) -> str:
     return f"cues[{index}] (cue {index + 1}{named})"
 
 
-def _cue_name(data: dict, index: int) -> object:
-    cues = data.get("cues")
+def _cue_name(data: dict, index: int, table: str = "cues") -> object:
+    cues = data.get(table)
     cue = cues[index] if isinstance(cues, list) and index < len(cues) else None
     return cue.get("name") if isinstance(cue, dict) else None
 
@@ -627,11 +1126,17 @@ def _location(loc: tuple, data: dict) -> str:
     text = ""
     for i, part in enumerate(loc):
         if isinstance(part, int):
-            text = cue_label(part, _cue_name(data, part)) if loc[:i] == ("cues",) else f"{text}[{part}]"
+            if loc[:i] == ("cues",):
+                text = cue_label(part, _cue_name(data, part))
+            elif loc[:i] in (("streams",), ("outputs",)):  # numbered from 1 as OSC and outputs name them
+                text = (stream_label(part, _cue_name(data, part, "streams")) if loc[0] == "streams"
+                        else output_label(part))
+            else:
+                text = f"{text}[{part}]"
         elif part == "[key]" and i == 2 and loc[0] == "styles":  # pydantic's mark for a bad dict key
             text += " (the name)"
         else:
-            key = part if _BARE_KEY.fullmatch(part) else _quote(part, 40)
+            key = part if _BARE_KEY.fullmatch(part) and len(part) <= 40 else _quote(part, 40)
             text += f".{key}" if text else key
     return text
 

@@ -21,9 +21,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .core.downloads import FETCH_COMMAND, copy_cache_hint, hf_cache_dir, hub_endpoint, hub_unreachable_reason
-from .show import PROJECT_ROOT, Show, ShowError, SpeechConfig, load_show, resolve_path
+from .show import PROJECT_ROOT, Show, ShowError, SpeechConfig, load_show, parse_ndi_source, resolve_path
 
 # Where `python run.py` writes its event log unless --log says otherwise (cli.default_log_path).
 LOG_FOLDER = PROJECT_ROOT / "logs"
@@ -343,6 +344,30 @@ def check_captioner(show: Show, show_arg: str = "") -> list[CheckResult]:
 _FETCH_ADVICE_LINE = re.compile(r"; run `[^`]*fetch-models`.*$")
 
 
+# --- image safety (#11): the optional checker on generated frames ------------------------------
+
+
+def check_safety(show: Show, show_arg: str = "") -> list[CheckResult]:
+    """The show's [safety] checker: on this machine (files only, no torch), or what to do."""
+    from .generation.engine.safety_checker import is_hub_ref, locate_safety_checker
+
+    cfg = show.safety
+    if not cfg.enabled:
+        return [_not_needed("safety checker", "safety.enabled = false")]
+    if show.generator.kind == "preview":
+        return [_not_needed("safety checker", 'generator.kind = "preview" (the preview is not checked)')]
+    files, reason = locate_safety_checker(cfg.model)
+    if files is not None:
+        return [CheckResult("safety checker", True, f"{cfg.model} found ({files.where}); frames held once "
+                            f"{cfg.streak} in a row are flagged, adjustment {cfg.adjustment:+g}")]
+    without = ("the model's frames would be shown UNCHECKED" if cfg.if_missing == "unchecked"
+               else "the preview would paint instead of the model")
+    remedy = (f"`{_command('fetch-models', show_arg)}` gets it while online" if is_hub_ref(cfg.model) else
+              f"correct safety.model: a folder with config.json, weights and preprocessor_config.json (relative "
+              f"paths start at {PROJECT_ROOT}) or a Hugging Face id such as CompVis/stable-diffusion-safety-checker")
+    return [CheckResult("safety checker", False, f"{_FETCH_ADVICE_LINE.sub('', reason)}; {without}", remedy)]
+
+
 def _cameras_here() -> str:
     from .inputs.camera import list_cameras
 
@@ -357,7 +382,8 @@ def check_camera(show: Show) -> list[CheckResult]:
     source = open_frame_source(show.camera)
     if source is None:
         return [_not_needed("camera", 'camera.source = "none"')]
-    assert isinstance(source, OpenCVSource)
+    if not isinstance(source, OpenCVSource):
+        return check_ndi_camera(source)
     spec = source.spec
     if spec.kind == "stream":
         return [CheckResult("camera", True, f"{spec.description}: not probed (opening a stream can take seconds; "
@@ -378,6 +404,44 @@ def check_camera(show: Show) -> list[CheckResult]:
         source.close()
     size = f" ({source.size[0]}x{source.size[1]})" if source.size else ""
     return [CheckResult("camera", True, f"{spec.description} opens{size}")]
+
+
+def ndi_uses(show: Show) -> list[str]:
+    """What in `show` asks for NDI, for `check` (an NDI camera; outputs add theirs here)."""
+    camera = isinstance(show.camera.source, str) and parse_ndi_source(show.camera.source)
+    return ["camera.source"] * bool(camera) + [f"outputs[{i}]" for i, o in enumerate(show.outputs) if o.kind == "ndi"]
+
+
+def check_ndi(show: Show) -> list[CheckResult]:
+    """Whether the NDI runtime loads, for a show that asks for NDI (`--ndi` runs check it at start)."""
+    from .core.ndi_runtime import NdiUnavailable, load_ndi
+
+    uses = ndi_uses(show)
+    if not uses:
+        return [_not_needed("NDI runtime", "the show uses no NDI (a run with --ndi NAME would load it)")]
+    try:
+        runtime = load_ndi()
+    except NdiUnavailable as exc:
+        return [CheckResult("NDI runtime", False, f"{exc.reason}; needed by {', '.join(uses)}; the show would run "
+                            "without NDI", exc.remedy)]
+    return [CheckResult("NDI runtime", True, f"{runtime.summary} loads (for {', '.join(uses)})")]
+
+
+def check_ndi_camera(source: Any) -> list[CheckResult]:
+    """An NDI camera: looked for (by name or address) and one frame received."""
+    from .core.interfaces import DeviceLost
+
+    try:
+        source.open()
+        source.read()
+    except DeviceLost as exc:
+        return [CheckResult("camera", False, f"{exc}; the show would wait for it, retrying every camera.retry_s",
+                            "start the sender; check the name (NDI names read \"MACHINE (NAME)\"); where mDNS does "
+                            "not reach, put the sender's machine in camera.ndi_ips or use ndi://HOST/NAME")]
+    finally:
+        source.close()
+    w, h = source.size or (0, 0)
+    return [CheckResult("camera", True, f"{source.description} receives ({w}x{h}, from {source.connected_to})")]
 
 
 def check_microphone(show: Show) -> list[CheckResult]:
@@ -410,6 +474,8 @@ def check_display(show: Show) -> list[CheckResult]:
     from .display.presenter import list_monitors
     from .inputs.microphone import quiet_native_stderr
 
+    if show.outputs:
+        return check_outputs(show)
     mode = show.display.mode
     if mode == "headless":
         return [_not_needed("display", 'display.mode = "headless"')]
@@ -429,6 +495,51 @@ def check_display(show: Show) -> list[CheckResult]:
                             "set display.monitor to one of them (`python run.py devices` lists them)")]
     where = f" on monitor {show.display.monitor}" if mode == "fullscreen" else ""
     return [CheckResult("display", True, f"{mode}{where}; monitors {sizes}")]
+
+
+def check_outputs(show: Show) -> list[CheckResult]:
+    """A show with [[outputs]]: each screen's monitor, each recording's file (NDI outputs are
+    the "NDI runtime" answer's)."""
+    from .display.outputs import plan_outputs
+    from .display.presenter import list_monitors
+    from .display.recorder import record_path_problem
+    from .inputs.microphone import quiet_native_stderr
+
+    plans = plan_outputs(show)
+    results = []
+    windows = [p for p in plans if p.windowed]
+    monitors: list[dict] = []
+    if windows:
+        with quiet_native_stderr():  # SDL prints noise on machines without a desktop session
+            monitors = list_monitors()
+    sizes = ", ".join(f"{m['index']}: {m['width']}x{m['height']}" for m in monitors) or "none"
+    for plan in plans:
+        need = f"output {plan.number}"
+        if plan.kind == "screen" and not plan.windowed:
+            results.append(_not_needed(need, f"headless (stream {plan.stream})"))
+        elif plan.kind == "screen" and not monitors:
+            env = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            why = f"no monitor seen, DISPLAY={env}" if env else "DISPLAY is not set"
+            results.append(CheckResult(need, False, f"{plan.label} needs a display and there is none ({why}); it "
+                                       "would run headless and show nothing",
+                                       "run it where the screens are attached (DISPLAY=:0 in the service's "
+                                       "environment), or pass --headless to rehearse without them"))
+        elif plan.kind == "screen" and plan.display.monitor >= len(monitors):
+            results.append(CheckResult(need, False, f"{plan.label}: there is no monitor {plan.display.monitor} "
+                                       f"(monitors {sizes}); it would run "
+                                       f"{'headless' if plan.display.mode == 'fullscreen' else 'on monitor 0'}",
+                                       f"set outputs[{plan.number - 1}].monitor to one `python run.py devices` "
+                                       "lists, or attach the monitor"))
+        elif plan.kind == "record":
+            problem = record_path_problem(plan.record_path or "", fps=plan.record_fps,
+                                          size=(plan.display.width, plan.display.height))
+            results.append(CheckResult(need, problem is None, problem or f"{plan.label}: can be written",
+                                       f"set outputs[{plan.number - 1}].path to a file in a folder that exists"))
+        elif plan.kind == "screen":
+            results.append(CheckResult(need, True, f"{plan.label}; monitors {sizes}"))
+        else:
+            results.append(CheckResult(need, True, f"{plan.label} (see NDI runtime)"))
+    return results
 
 
 def check_osc(show: Show) -> list[CheckResult]:
@@ -468,7 +579,7 @@ def check_log_folder(folder: Path = LOG_FOLDER) -> list[CheckResult]:
         return [CheckResult("log folder", False, f"{folder} is not a folder", "remove it, or pass --log PATH")]
     if not os.access(existing, os.W_OK | os.X_OK):
         return [CheckResult("log folder", False, f"{existing} cannot be written by this user; the event log "
-                            "would go to the console only",
+                            "would be lost (its lines counted, not kept)",
                             f"make {existing} writable, or pass --log PATH to put the event log elsewhere")]
     created = "" if existing == folder else f" (created at the first run, in {existing})"
     return [CheckResult("log folder", True, f"{folder} is writable{created}")]
@@ -509,6 +620,8 @@ def run_checks(show: Show, show_arg: str = "") -> list[CheckResult]:
         ("speech model", lambda: check_speech(show, show_arg)),
         ("vision", lambda: check_vision(show)),
         ("captioner", lambda: check_captioner(show, show_arg)),
+        ("safety checker", lambda: check_safety(show, show_arg)),
+        ("NDI runtime", lambda: check_ndi(show)),
         ("camera", lambda: check_camera(show)),
         ("microphone", lambda: check_microphone(show)),
         ("display", lambda: check_display(show)),
@@ -705,6 +818,20 @@ def _wanted_captioner(show: Show) -> list[Wanted]:
     return [Wanted("captioner", ref, files is not None, lambda: f"fetched to {fetch_captioner(ref)}", problem)]
 
 
+def _wanted_safety(show: Show) -> list[Wanted]:
+    """The show's [safety] checker when it names a Hugging Face id; a folder is the show's own."""
+    from .generation.engine.safety_checker import fetch_safety_checker, is_hub_ref, locate_safety_checker
+
+    ref = show.safety.model.strip()
+    if not show.safety.enabled or show.generator.kind == "preview" or not ref:
+        return []
+    files, reason = locate_safety_checker(ref)
+    problem = "" if files is not None or is_hub_ref(ref) else (
+        f"{reason}; correct safety.model (a folder is the show's own; fetch-models fetches Hugging Face ids)")
+    return [Wanted("safety checker", ref, files is not None, lambda: f"fetched to {fetch_safety_checker(ref)}",
+                   problem)]
+
+
 def _fetch(item: Wanted) -> bool:
     from .generation.engine.models import MODEL_LICENCES
     from .vision.captioner import CAPTIONER_LICENCES
@@ -729,7 +856,8 @@ def cmd_fetch_models(argv: list[str]) -> int:
         return 2
     from .generation.engine.models import single_hub_log_lines
 
-    items = [_wanted_model(show, show_arg), *_wanted_extras(show), *_wanted_speech(show), *_wanted_captioner(show)]
+    items = [_wanted_model(show, show_arg), *_wanted_extras(show), *_wanted_speech(show), *_wanted_captioner(show),
+             *_wanted_safety(show)]
     failures = 0
     for item in items:
         if item.present:

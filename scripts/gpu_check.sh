@@ -51,10 +51,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "the imports above failed: carry ./wheels (see this script's header)" >&2; exit 1; }
 
 status=0
-timeout 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/generation/test_stream_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
+timeout 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/generation/test_stream_gpu.py tests/generation/test_stream_batch.py 2>&1 | tee "$OUT/gpu_tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 timeout 300 "$PY" -m installation.bench engine --device cuda --json > "$OUT/bench_engine.json" 2> "$OUT/bench_engine.log"
 [ $? -eq 0 ] || status=1
+# Several streams (issue #13): batched against turns, for 1, 2 and 4 streams.
+timeout 240 "$PY" -m installation.bench engine --device cuda --streams 1,2,4 --acceleration graphs --json \
+  > "$OUT/bench_streams.json" 2> "$OUT/bench_streams.log"
+[ $? -eq 0 ] || status=1
 tail -n 20 "$OUT/bench_engine.log"
-cat "$OUT/bench_engine.json"
+tail -n 20 "$OUT/bench_streams.log"
+cat "$OUT/bench_engine.json" "$OUT/bench_streams.json"
 exit $status

@@ -13,8 +13,9 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 TORCH_VERSION=2.13.0
 # chromium and chromium-driver: the operator's page tests drive a real browser (selenium).
+# libavahi-client3: the NDI runtime that ndi-python bundles links it (NDI in and out).
 APT_PACKAGES=(espeak-ng ffmpeg xvfb x11-utils imagemagick liblo-tools libportaudio2
-              pulseaudio pulseaudio-utils fonts-nanum chromium chromium-driver)
+              pulseaudio pulseaudio-utils fonts-nanum chromium chromium-driver libavahi-client3)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -307,6 +307,7 @@ ROOM_DEPENDENCIES: dict[str, set[str]] = {
     "control": {"core"},
     "vision": {"core"},
     "web": {"core", "control"},  # control: the one address table decides what a control accepts
+    "soak": {"core"},  # the harness runs the app as a child process and talks to it over OSC and its log
 }
 SHARED = {TOP, "installation.show"}
 

@@ -103,7 +103,7 @@ def quoted(text: str) -> str:
 
 
 def key_label(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else quoted(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) and len(key) <= 40 else quoted(key)  # long ones cut
 
 
 def cue_label(index: int, name: Any) -> str:
@@ -192,6 +192,15 @@ def numbers(kind: type, lim: dict[str, Any]) -> st.SearchStrategy:
     return st.one_of(floats, ints)  # an integer is a fine number
 
 
+def day_hours() -> st.SearchStrategy:
+    """A day's opening hours as a show writes them: "", "closed", all day, or one to three ranges
+    (some past midnight)."""
+    one = st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(1, 23), st.sampled_from([0, 30]))
+    ranges = st.lists(one.filter(lambda r: r[:2] != r[2:]), min_size=1, max_size=3)
+    written = ranges.map(lambda rs: ", ".join(f"{a:02d}:{b:02d}-{c:02d}:{d:02d}" for a, b, c, d in rs))
+    return st.one_of(st.sampled_from(["", "closed", "00:00-24:00"]), written)
+
+
 SPECIAL: dict[tuple[str, str], st.SearchStrategy] = {
     ("prompt", "template"): templates(),
     ("osc", "allow"): st.lists(st.sampled_from(["127.0.0.1", "::1", "10.0.0.0/24", "192.168.1.20", "fe80::/10"]),
@@ -216,6 +225,24 @@ SPECIAL: dict[tuple[str, str], st.SearchStrategy] = {
                                              st.dictionaries(names(), texts(100), max_size=2), max_size=2),
     ("scene", "empty"): st.dictionaries(st.sampled_from(["speech", "people", "colours", "light", "motion", "scene"]),
                                         texts(100), max_size=2),
+    # Attract on needs its prompts, clip or still (files that exist): tried in tests/control/test_attract.py.
+    ("attract", "enabled"): st.just(False),
+    ("attract", "prompts"): st.lists(texts(MAX_PROMPT_CHARS), max_size=3),
+    ("attract", "clip"): st.just(""),
+    ("attract", "image"): st.just(""),
+    # Opening hours are a small language of their own: tried in tests/control/test_hours.py.
+    ("hours", "timezone"): st.sampled_from(["", "UTC", "Europe/Berlin", "Asia/Seoul", "America/New_York"]),
+    **{("hours", day): day_hours() for day in ("default", "mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    ("hours", "closed"): st.sampled_from(["dim", "black"]),  # "still" needs an image file
+    ("hours", "image"): st.just(""),
+    ("camera", "ndi_ips"): st.lists(st.sampled_from(["127.0.0.1", "192.168.1.20", "media-server.local"]),
+                                    max_size=3),
+    # keep_words = false also switches [capture] keep_words off (what the round trip would not
+    # expect): tried in tests/core/test_event_log.py and tests/control/test_retention.py.
+    ("privacy", "keep_words"): st.just(True),
+    # One log file may not be larger than all of them together: both bounds drawn apart.
+    ("privacy", "log_file_mb"): st.floats(0.01, 50.0, allow_nan=False),
+    ("privacy", "logs_max_mb"): st.floats(100.0, 10_000_000, allow_nan=False),  # log_file_mb: 100 by default
 }
 
 

@@ -10,10 +10,12 @@ I/O: any front end (OSC today, a web page later) validates through the same func
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
+from installation.core.faults import INTERNAL_FAULTS
+from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_STREAMS
 
 Limits = tuple[float, float]
 
@@ -114,6 +116,9 @@ ADDRESSES: dict[str, Address] = _table(
             "action"),
     Address("/jadong/status", "", "send all /jadong/status/... values to the sender now", "action"),
     Address("/jadong/quit", "", "end the show cleanly", "action"),
+    Address("/jadong/fault", "s", "arm an injected fault for the soak harness (python -m installation.soak): "
+            f"{', '.join(INTERNAL_FAULTS)}; refused unless the app runs with --faults", "action",
+            max_chars=MAX_NAME_CHARS),
     # Curation ([curation] enabled): visitors' words wait for a person. An id of 0 means the oldest words.
     Address("/jadong/queue", "", "reply with the words waiting: how many, then the oldest's id, English words, "
             "the visitor's own words and seconds waited (0, \"\", \"\", 0 when none)", "action"),
@@ -123,6 +128,12 @@ ADDRESSES: dict[str, Address] = _table(
             "action", limits=(WORDS_ID,), max_chars=MAX_PROMPT_CHARS),
     Address("/jadong/queue/reject", "i", "never paint the waiting words with this id (0: the oldest)", "action",
             limits=(WORDS_ID,)),
+    # Unattended ([hours], [attract]): staff's hand on the opening hours and the attract behaviour.
+    Address("/jadong/hours/override", "s", "open or closed until the schedule next opens or closes, or auto "
+            "to follow [hours] again", "value", choices=("open", "closed", "auto"),
+            max_chars=MAX_NAME_CHARS),
+    Address("/jadong/attract", "T", "start the show's attract behaviour now (1; it ends when someone comes or "
+            "speaks) or end it (0)", "value"),
 )
 
 # Pushed to [osc] status_targets at status_hz, and sent to whoever asks /jadong/status.
@@ -143,6 +154,37 @@ STATUS_ADDRESSES: dict[str, str] = {
     "/jadong/status/queue": "int: visitors' words waiting for a decision ([curation]; 0 without)",
     "/jadong/status/time_left": "float: seconds the current cue has left (its `duration_s`; 0 once over), "
                                 "-1 when it does not end by itself",
+    "/jadong/status/attract": "int: 1 while the attract behaviour shows ([attract]: nobody there)",
+    "/jadong/status/open": "int: 1 while the show is open ([hours], or staff's override; always 1 without hours)",
+}
+
+# Each stream's own controls ([[streams]], control/streams.py): /jadong/stream/N/LEAF for N from 1
+# to MAX_STREAMS (a number the show lacks is refused with the streams it has). The rows
+# are written with "n"; lookup() answers for a real address with the row's path made concrete.
+STREAM_ADDRESSES: dict[str, Address] = {
+    a.path.rsplit("/", 1)[1]: a for a in (
+        Address("/jadong/stream/n/prompt", "s", "paint these words on stream N alone (until the next show prompt "
+                "that reaches it)", "value", max_chars=MAX_PROMPT_CHARS),
+        Address("/jadong/stream/n/strength", "f", "stream N's own img2img strength, 0 to 1", "value",
+                limits=((0.0, 1.0),)),
+        Address("/jadong/stream/n/seed", "i", "stream N's own noise seed", "value", limits=((0, 2**31 - 1),)),
+        Address("/jadong/stream/n/style", "s", "a style from [styles] for stream N (\"\": the show's style again)",
+                "value", max_chars=MAX_NAME_CHARS),
+        Address("/jadong/stream/n/words", "T", "visitors' words reach stream N (1: the show's words now and from "
+                "now on) or not (0: it keeps what it paints while visitors speak)", "value"),
+    )
+}
+_STREAM_PATH = re.compile(r"/jadong/stream/(\d{1,3})/([a-z]+)")
+
+# Sent, for a show with several streams, as one more bundle per stream after the status above.
+STREAM_STATUS_ADDRESSES: dict[str, str] = {
+    "name": "string: the stream's name (\"\" for none)",
+    "prompt": "string: the prompt the stream paints",
+    "strength": "float: its img2img strength",
+    "seed": "int: its noise seed",
+    "style": "string: its own style (\"\": the show's)",
+    "words": "int: 1 while visitors' words reach it",
+    "frames": "int: frames painted for it so far",
 }
 
 
@@ -173,8 +215,16 @@ class OscArgumentError(ValueError):
 
 
 def lookup(address: str) -> Address | None:
-    """The table row for an address, ignoring case (performers type /Jadong/Prompt too)."""
-    return ADDRESSES.get(address.lower())
+    """The table row for an address, ignoring case (performers type /Jadong/Prompt too). A
+    per-stream address (/jadong/stream/2/strength) gets its row with that path."""
+    address = address.lower()
+    row = ADDRESSES.get(address)
+    if row is not None:
+        return row
+    match = _STREAM_PATH.fullmatch(address)
+    if match is None or match[2] not in STREAM_ADDRESSES or not 1 <= int(match[1]) <= MAX_STREAMS:
+        return None
+    return replace(STREAM_ADDRESSES[match[2]], path=f"/jadong/stream/{int(match[1])}/{match[2]}")
 
 
 def _fmt(x: float) -> str:
@@ -255,7 +305,7 @@ def address_table_markdown() -> str:
     """The table as Markdown, for the README's OSC reference (installation/docs.py)."""
     codes = {"s": "string", "f": "float", "i": "int", "T": "bool", "x": "string or int"}
     lines = ["| address | arguments | kind | what it does |", "|---|---|---|---|"]
-    for a in ADDRESSES.values():
+    for a in (*ADDRESSES.values(), *STREAM_ADDRESSES.values()):
         args = []
         for i, code in enumerate(a.args):
             lim = a.limits[i] if i < len(a.limits) else None
@@ -266,13 +316,17 @@ def address_table_markdown() -> str:
                 text += f" (at most {a.max_chars} characters)"
             args.append(text)
         kind = "value (no argument: query)" if a.kind == "value" else "action"
-        lines.append(f"| `{a.path}` | {', '.join(args) or '—'} | {kind} | {a.help} |")
+        path = a.path.replace("/stream/n/", "/stream/N/")
+        lines.append(f"| `{path}` | {', '.join(args) or '—'} | {kind} | {a.help} |")
     lines.append(f"| `{ERROR_ADDRESS}` (reply) | string address, string reason | reply | "
                  "sent back to the sender's port when a message is refused (a malformed packet, an unknown "
                  "address or type tag, a wrong argument, a string over its limit) |")
     lines += ["", "Status, pushed to `[osc] status_targets` every 1/`status_hz` s as one bundle, and sent to",
               "whoever sends `/jadong/status`:", "", "| address | value |", "|---|---|"]
     lines += [f"| `{path}` | {what} |" for path, what in STATUS_ADDRESSES.items()]
+    lines += ["", "A show with several streams ([[streams]]) sends, after that bundle, one bundle per stream "
+              "(N counts from 1):", "", "| address | value |", "|---|---|"]
+    lines += [f"| `/jadong/status/stream/N/{leaf}` | {what} |" for leaf, what in STREAM_STATUS_ADDRESSES.items()]
     lines += ["", f"Each status string is cut to {STATUS_TEXT_MAX_BYTES} bytes of UTF-8 (ending in "
               f"\"{ELLIPSIS}\" where cut), so the bundle always fits one datagram of under 8 KB."]
     return "\n".join(lines) + "\n"

@@ -283,17 +283,7 @@ class Archive:
 
     def captures(self) -> dict[str, list[Path]]:
         """The captures in the folder by stem, oldest first."""
-        groups: dict[str, list[Path]] = {}
-        try:
-            with os.scandir(self.folder) as entries:
-                for entry in entries:
-                    m = CAPTURE_FILE.match(entry.name)
-                    if m and entry.is_file(follow_symlinks=False):
-                        groups.setdefault(m.group(1), []).append(Path(entry.path))
-        except FileNotFoundError:
-            return {}
-        ordered: dict[str, list[Path]] = dict(sorted(groups.items()))
-        return ordered
+        return capture_groups(self.folder)
 
     def enforce_quota(self, keep: str = "") -> list[str]:
         """Remove the oldest captures until the folder's captures fit the quota; never `keep`
@@ -317,20 +307,81 @@ class Archive:
         return removed
 
     def _drop_from_index(self, images: set[str]) -> None:
-        path = self.folder / INDEX
+        drop_from_index(self.folder, images)
+
+
+def capture_groups(folder: Path) -> dict[str, list[Path]]:
+    """The captures in `folder` by stem (their files), oldest first."""
+    groups: dict[str, list[Path]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                m = CAPTURE_FILE.match(entry.name)
+                if m and entry.is_file(follow_symlinks=False):
+                    groups.setdefault(m.group(1), []).append(Path(entry.path))
+    except FileNotFoundError:
+        return {}
+    return dict(sorted(groups.items()))
+
+
+def drop_from_index(folder: Path, images: set[str]) -> None:
+    """Rewrite `folder`'s index without the lines of `images` (atomically). Call with
+    _FOLDER_LOCK held: a writer appends to the index under it."""
+    path = folder / INDEX
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    kept = []
+    for line in lines:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return
-        kept = []
-        for line in lines:
-            try:
-                if json.loads(line).get("image") in images:
-                    continue
-            except (ValueError, AttributeError):
-                pass  # a line this version cannot read stays
-            kept.append(line)
+            if json.loads(line).get("image") in images:
+                continue
+        except (ValueError, AttributeError):
+            pass  # a line this version cannot read stays
+        kept.append(line)
+    if len(kept) != len(lines):
         _write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode("utf-8"))
+
+
+def taken_at(stem: str) -> float | None:
+    """When the capture `stem` (20250101-120000-123[-2]) was taken, as time.time(); its name
+    is the local time it was reserved at."""
+    try:
+        base = time.mktime(time.strptime(stem[:15], "%Y%m%d-%H%M%S"))
+        return base + int(stem[16:19]) / 1000
+    except (ValueError, OverflowError):
+        return None
+
+
+def expire_captures(folder: Path, before: float) -> list[str]:
+    """Delete every capture in `folder` taken before `before` (time.time()): its picture, clip
+    and sidecar, and its line in the index. Returns the removed images' names. Raises OSError
+    for a file that cannot be removed (the others are removed first)."""
+    removed: list[str] = []
+    failed: OSError | None = None
+    with _FOLDER_LOCK:
+        for stem, paths in capture_groups(folder).items():
+            if str(folder / stem) in _RESERVED:
+                continue  # being written now
+            t = taken_at(stem)
+            if t is None:
+                t = min(p.stat().st_mtime for p in paths if p.exists())
+            if t >= before:
+                break  # oldest first: the rest are newer
+            try:
+                # The sidecar last: a picture is never left without its words.
+                for path in sorted(paths, key=lambda p: p.suffix == ".json"):
+                    path.unlink(missing_ok=True)
+            except OSError as exc:
+                failed = failed or exc
+                continue
+            removed.append(f"{stem}.png")
+        if removed:
+            drop_from_index(folder, set(removed))
+    if failed is not None:
+        raise failed
+    return removed
 
 
 def read_index(folder: Path) -> list[dict[str, Any]]:

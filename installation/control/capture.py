@@ -27,6 +27,7 @@ from installation import __version__
 from installation.core.events import EventHook, emit
 from installation.core.licences import model_licence
 from installation.core.messages import GeneratedFrame
+from installation.core.visitor_words import SHOWS_OWN_SOURCES
 from installation.show import Show, resolve_path
 
 from .archive import Archive, CaptureError, CaptureJob, SignFn
@@ -36,10 +37,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CaptureError", "Captures", "Trigger", "describe"]
 
-# Prompts whose words are the show's own (the artist's): kept even when the visitors' are not.
-# A speech prompt holds the visitor's words; an OSC prompt may too (/jadong/prompt/append adds
-# to them), so a show that keeps no words keeps neither.
-SHOWS_OWN_SOURCES = ("show", "cue", "scene")
+# Prompts whose words are the show's own (the artist's), SHOWS_OWN_SOURCES, are kept even when
+# the visitors' are not; the event log draws the same line (core/visitor_words.py). A speech
+# prompt holds the visitor's words; an OSC prompt may too (/jadong/prompt/append adds to them),
+# so a show that keeps no words keeps neither.
 WITHHELD = "(withheld: this show keeps no visitor's words, [capture] keep_words = false)"
 ARM_TIMEOUT_S = 30.0  # a cue's capture waits this long for its picture, then takes what is on screen
 MAX_SETTLE_S = 10.0
@@ -169,7 +170,8 @@ class Captures:
         stem = self.archive.reserve()
         record = describe(frame, self.show, trigger, cue, style, stem)
         clip, fps = self._clip_frames(now)
-        event = {"trigger": trigger.kind, "by": trigger.by, "generator": frame.generator, "cue": cue}
+        event = {"trigger": trigger.kind, "by": trigger.by, "generator": frame.generator, "cue": cue,
+                 "source": frame.prompt.source}  # whose words the prompt is (the retention janitor reads it)
         if record["words_kept"]:
             event["prompt"] = frame.prompt.text
         path = self.archive.submit(CaptureJob(stem, frame.image, record, event, clip, fps))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.core.colour_names import colour_name
+from installation.core.faults import NO_FAULTS, FaultInjector
 from installation.core.messages import Control, ControlOutcome, GenerationParams, Prompt, Scene
 from installation.core.text import clean_words
 from installation.show import (
@@ -52,6 +53,7 @@ from .curation import (
 from .host import Sender, ShowHost
 from .scene_words import SceneWords, fill_template, scene_words
 from .storyboard import Storyboard
+from .unattended import Unattended
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +131,11 @@ class ShowControl:
     `show` is the show file's settings, `host` what the control drives, `params` the
     generation settings to start from (the show's, from its [generator] table)."""
 
-    def __init__(self, show: Show, host: ShowHost, params: GenerationParams) -> None:
+    def __init__(self, show: Show, host: ShowHost, params: GenerationParams,
+                 faults: FaultInjector = NO_FAULTS) -> None:
         self.show = show
         self.host = host
+        self.faults = faults  # /jadong/fault arms these (the soak harness; off unless --faults)
         self.state = ShowState(prompt=initial_prompt(show.prompt), params=params)
         self.state.listening = show.speech.listen == "always"  # gated: a performer opens it; presence: a visitor
         self.queue = CurationQueue(show.curation)  # visitors' words waiting for a person ([curation])
@@ -141,6 +145,7 @@ class ShowControl:
                                  on_error=lambda reason: setattr(self.state, "last_error", reason[:MAX_REASON_CHARS]))
         self.storyboard = Storyboard(show.cues, loop=show.storyboard.loop)  # the cues' clock
         self._autostart = show.storyboard.autostart  # fired on the first tick: when the show runs
+        self.unattended = Unattended(show, host.on_event)  # [hours] and [attract]: ticked with the show
         # A setter's return value (capture's Path, for one) is ignored.
         self._setters: dict[str, Callable[[Control], object]] = {
             "/jadong/prompt": lambda c: self.set_words(c.args[0], templated=False, source="osc"),
@@ -169,10 +174,13 @@ class ShowControl:
             "/jadong/capture": lambda c: self.capture(c.sender),
             "/jadong/status": lambda c: self.host.send_status(c.sender) if c.sender else None,
             "/jadong/quit": lambda c: self.host.request_quit("osc", c.sender),
+            "/jadong/fault": lambda c: self.arm_fault(c.args[0]),
             "/jadong/queue": lambda c: self.reply_queue(c.sender),
             "/jadong/queue/approve": lambda c: self.approve(c.args[0], c.sender),
             "/jadong/queue/edit": lambda c: self.edit(c.args[0], c.args[1], c.sender),
             "/jadong/queue/reject": lambda c: self.reject(c.args[0], c.sender),
+            "/jadong/hours/override": lambda c: self.unattended.set_override(c.args[0], who(c.sender)),
+            "/jadong/attract": lambda c: self.unattended.force_attract(c.args[0], who(c.sender)),
         }
         self._getters: dict[str, Callable[[], tuple[Any, ...]]] = {
             "/jadong/prompt": lambda: (self.state.prompt.text,),
@@ -193,6 +201,8 @@ class ShowControl:
             "/jadong/caption": lambda: (int(bool(self.host.screen.caption_visible)),),
             "/jadong/caption/text": lambda: (self.state.caption_text,),
             "/jadong/hud": lambda: (int(bool(self.host.screen.hud_visible)),),
+            "/jadong/hours/override": lambda: (self.unattended.override,),
+            "/jadong/attract": lambda: (int(self.unattended.attracting),),
         }
 
     # --- dispatch ---------------------------------------------------------------------
@@ -203,6 +213,13 @@ class ShowControl:
     @property
     def getters(self) -> dict[str, Callable[[], tuple[Any, ...]]]:
         return self._getters
+
+    def add_controls(self, setters: dict[str, Callable[[Control], object]],
+                     getters: dict[str, Callable[[], tuple[Any, ...]]]) -> None:
+        """More addresses answered here, refused and replied to like the table's own (each
+        stream's /jadong/stream/N/... controls, control/streams.py)."""
+        self._setters.update(setters)
+        self._getters.update(getters)
 
     def handle(self, control: Control) -> None:
         address = control.address.lower()
@@ -219,6 +236,7 @@ class ShowControl:
             setter = self._setters.get(address)
             if setter is None:
                 raise ControlError("no handler for this address")
+            self.unattended.operator(address)  # somebody is at the controls: attract ends
             setter(control)
             _settle(control, ControlOutcome(ok=True))
         except (ControlError, ShowError) as exc:
@@ -226,6 +244,14 @@ class ShowControl:
         except Exception as exc:  # a bug here must cost one control, never the show
             log.exception("control %s failed", address)
             self.refuse(control, f"could not be done: {type(exc).__name__}: {exc}")
+
+    def arm_fault(self, kind: str) -> None:
+        """/jadong/fault KIND: the soak harness's injected fault (core/faults.py), refused unless
+        the app runs with --faults."""
+        try:
+            self.faults.arm(kind)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
 
     def refuse(self, control: Control, reason: str) -> None:
         reason = shorten(reason, MAX_REASON_CHARS)  # a show file's error can be long; a reply must fit a datagram
@@ -358,9 +384,11 @@ class ShowControl:
         self._decide(words, REJECT, who(sender), words.text)
 
     def tick(self, now: float | None = None) -> None:
-        """Every frame: the storyboard's clock fires the cue that is due, and words nobody
-        decided on within [curation] timeout_s get on_timeout."""
+        """Every frame: opening hours and attract mode follow the clock and presence, the
+        storyboard's clock fires the cue that is due, and words nobody decided on within
+        [curation] timeout_s get on_timeout."""
         now = time.monotonic() if now is None else now
+        self.unattended.tick(now, bool(self.state.seen and self.state.seen.presence))
         self.run_storyboard(now)
         self.captures.tick(self.host.screen.current_frame, now, self.cue_name(), self.state.style)
         if not len(self.queue):
@@ -514,6 +542,14 @@ class ShowControl:
             fields["late_s"] = round(now - at, 4)
         self.host.on_event("cue", **fields)
 
+    def resume_cue(self, index: int, now: float) -> None:
+        """Cue `index` is current again after a restart (control/state_store.py): its settings
+        come from the saved state, not from firing it again, and [storyboard] autostart does not
+        jump back to the first cue. Its clock starts afresh from `now`."""
+        self.state.cue_index = index
+        self.storyboard.start(index, now)
+        self._autostart = False
+
     def run_storyboard(self, now: float) -> None:
         """The clock's part of a frame: [storyboard] autostart on the first, then any cue due."""
         if self._autostart:
@@ -538,6 +574,7 @@ class ShowControl:
         arrow) the previous one, as /jadong/cue/next and /prev do; a refusal is logged (no
         one to reply to)."""
         address, step = {"go": ("/jadong/cue/next", +1), "back": ("/jadong/cue/prev", -1)}[action]
+        self.unattended.operator(f"keyboard {action}")
         try:
             self.step_cue(step, by=KEYBOARD)
         except ControlError as exc:
@@ -622,6 +659,7 @@ class ShowControl:
 
     def capture_key(self) -> None:
         """The presenter's capture key (p), as /jadong/capture; a refusal is logged (no one to reply to)."""
+        self.unattended.operator("keyboard capture")
         try:
             self.capture(None, Trigger("key", f"keyboard ({CAPTURE_KEY})"))
         except ControlError as exc:
@@ -650,5 +688,7 @@ class ShowControl:
             "/jadong/status/scene": (scene_words(self.state.seen, self.show.scene).summary(),),
             "/jadong/status/queue": (len(self.queue),),
             "/jadong/status/time_left": (float(-1.0 if left is None else left),),
+            "/jadong/status/attract": (int(self.unattended.attracting),),
+            "/jadong/status/open": (int(self.unattended.open),),
         }
         return [(address, tuple(_fit(v) for v in values[address])) for address in STATUS_ADDRESSES]

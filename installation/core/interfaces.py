@@ -4,12 +4,12 @@ the app only ever talks to these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
-from .messages import AudioChunk, Decoded, GenerationParams, Prompt, Transcript, Utterance
+from .messages import AudioChunk, Decoded, GenerationParams, Prompt, StreamRequest, Transcript, Utterance
 
 
 class DeviceLost(RuntimeError):
@@ -87,5 +87,37 @@ class Generator(Protocol):
 
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray: ...
 
+    def generate_many(self, requests: Sequence[StreamRequest]) -> list[np.ndarray]:
+        """One frame per request (each stream at most once), in the order asked; each stream's
+        state is its own (`StreamRequest.stream`), and `generate` is stream 0. The streaming
+        engine paints streams with the same steps and mode in one batched call; the others
+        paint them in turns."""
+        ...
+
     def set_lora_scale(self, scale: float) -> None:
         """The show's LoRA weight from now on (a cue's); nothing for a generator without one."""
+
+    def release(self) -> None:
+        """Lets go of the model and frees its memory (GPU memory above all), after running out
+        of it; `load` builds it again. Nothing for a generator without a model (the preview)."""
+
+
+class FrameSink(Protocol):
+    """Somewhere every presented frame also goes besides the screen: an NDI source
+    (display/ndi_out.py), another output. The presenter calls `send` on the display thread
+    right after each frame it presents, so it must return at once (hand the frame to a thread of
+    its own; never block on a network, a disk or a lock another thread holds long)."""
+
+    name: str  # for logs and status, e.g. "NDI Jadong"
+    overlays: bool  # True: the frame as the screen shows it, caption, label and HUD burnt in; False: the
+    # picture alone (crossfades, the visitor's outline and blackout included, no text)
+
+    def send(self, rgb: np.ndarray, t: float) -> None:
+        """`rgb`: (H, W, 3) uint8, the presented frame at the screen's size, read-only, owned by
+        the sink from now on (the presenter never writes to it again: keep it, no copy needed);
+        `t`: time.monotonic() when it was presented."""
+        ...
+
+    def close(self) -> None:
+        """Stop (joining its thread); the presenter calls it when it closes. Idempotent."""
+        ...

@@ -128,6 +128,20 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class StreamRequest:
+    """One stream's frame in a several-stream call (`Generator.generate_many`): its words,
+    settings and camera image (or its crop of the camera; None: no camera). `stream` names the
+    stream: a generator keeps each stream's state (prompt blend, noise walk, feedback frame,
+    similarity filter) under that number, so a stream keeps its number from call to call;
+    calls may add or drop streams. Stream 0 is the one `Generator.generate` paints."""
+
+    stream: int
+    prompt: Prompt
+    params: GenerationParams
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class GeneratedFrame:
     """An RGB uint8 image made by a generator, traceable to the words and settings that made it."""
 

@@ -15,13 +15,13 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from installation.core.messages import GenerationParams, Prompt
+from installation.core.messages import GenerationParams, Prompt, StreamRequest
 
 from .imaging import check_rgb_uint8, fit_image
 
@@ -215,7 +215,7 @@ class PreviewGenerator:
             f = np.clip(f / (np.abs(f).max() + 1e-6), -1, 1)
             g1 = np.clip(128.0 + 127.0 * f, 0, 255).astype(np.uint8)
             g = cv2.merge([g1, g1, g1])
-            self._grain = {seed: g}  # one seed at a time: a cue that changes it replaces it
+            _keep(self._grain, seed, g)  # a few seeds: several streams may each have their own
         return g
 
     def _ink_for(self, ink: RGB) -> np.ndarray:
@@ -223,7 +223,7 @@ class PreviewGenerator:
         if img is None:
             img = np.empty((self.height, self.width, 3), np.uint8)
             img[:] = ink
-            self._ink = {ink: img}
+            _keep(self._ink, ink, img)
         return img
 
     def _noise_for(self, seed: int) -> np.ndarray:
@@ -239,7 +239,7 @@ class PreviewGenerator:
             field -= field.min()
             field *= 255.0 / max(float(field.max()), 1e-6)
             n = field.astype(np.uint8)
-            self._noise = {seed: n}
+            _keep(self._noise, seed, n)
         return n
 
     def _drifting_noise(self, seed: int) -> np.ndarray:
@@ -256,12 +256,28 @@ class PreviewGenerator:
     def set_lora_scale(self, scale: float) -> None:
         """The preview paints no LoRA."""
 
+    def release(self) -> None:
+        """No model to let go of: the preview holds only its small textures."""
+
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
         self._drifting = image is None
+        return self._paint(prompt, params, image, "camera image")
+
+    def generate_many(self, requests: Sequence[StreamRequest]) -> list[np.ndarray]:
+        """Each stream painted in turn (a few milliseconds each): the preview keeps no state
+        per stream beyond its textures, which are cached per seed and prompt."""
+        streams = [r.stream for r in requests]
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams {streams}: each stream at most once per call")
+        self._drifting = any(r.image is None for r in requests)
+        label = "camera image" if len(requests) == 1 else "stream {}: camera image"
+        return [self._paint(r.prompt, r.params, r.image, label.format(r.stream)) for r in requests]
+
+    def _paint(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None, label: str) -> np.ndarray:
         if image is None:
             base = self._drifting_noise(int(params.seed))
         else:
-            base = fit_image(check_rgb_uint8(image, "camera image"), self.width, self.height)
+            base = fit_image(check_rgb_uint8(image, label), self.width, self.height)
         style = style_for(prompt.text)
         strength = min(max(float(params.strength), 0.0), 1.0)
         if strength == 0.0 and image is not None:
@@ -293,6 +309,13 @@ class PreviewGenerator:
         if strength < 1.0 and image is not None:
             painted = cv2.addWeighted(painted, strength, base, 1.0 - strength, 0)
         return painted
+
+
+def _keep(cache: dict, key: Hashable, value: np.ndarray, size: int = 4) -> None:
+    """Keeps `value` in a small texture cache, dropping the oldest beyond `size`."""
+    cache[key] = value
+    while len(cache) > size:
+        del cache[next(iter(cache))]
 
 
 @functools.lru_cache(maxsize=8)

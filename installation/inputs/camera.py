@@ -26,10 +26,11 @@ import numpy as np
 
 from installation.core.channels import LatestSlot
 from installation.core.events import EventHook, emit
+from installation.core.faults import NO_FAULTS, FaultInjector
 from installation.core.interfaces import DeviceLost, FrameSource
 from installation.core.messages import CameraFrame
 from installation.core.worker import ErrorHandler, Worker
-from installation.show import CameraConfig, resolve_path
+from installation.show import CameraConfig, parse_ndi_source, resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +395,11 @@ def open_frame_source(cfg: CameraConfig) -> FrameSource | None:
     with DeviceLost naming camera.source and why, which the worker reports."""
     if isinstance(cfg.source, str) and cfg.source.strip().lower() == "none":
         return None
+    ndi = parse_ndi_source(cfg.source) if isinstance(cfg.source, str) else None
+    if ndi is not None:  # "ndi:NAME", "ndi://HOST/NAME", "ndi://HOST:PORT" (validated by the show)
+        from installation.inputs.ndi import NdiFrameSource
+
+        return NdiFrameSource(cfg, ndi)
     return OpenCVSource(cfg)
 
 
@@ -408,8 +414,10 @@ class CameraWorker(Worker):
     """
 
     def __init__(self, source: FrameSource, out: LatestSlot[CameraFrame], retry_s: float = 2.0,
-                 on_error: ErrorHandler | None = None, on_event: EventHook | None = None) -> None:
+                 on_error: ErrorHandler | None = None, on_event: EventHook | None = None,
+                 faults: FaultInjector = NO_FAULTS) -> None:
         super().__init__("camera", on_error=on_error)
+        self.faults = faults  # the soak harness's camera_lost (core/faults.py); inert in a show
         if retry_s <= 0:
             raise ValueError(f"camera retry_s must be positive, got {retry_s}")
         self.source = source
@@ -448,6 +456,9 @@ class CameraWorker(Worker):
             if self.sleep(self.retry_s) or not self._try_open():
                 return
         try:
+            if self.faults.take("camera_lost"):
+                # As a pulled cable: the read fails and the real loss-and-reopen path below runs.
+                raise DeviceLost(f"camera {self.source.description}: injected fault camera_lost (as if unplugged)")
             image = self.source.read()
         except EndOfFile as exc:
             self._close()
@@ -460,8 +471,10 @@ class CameraWorker(Worker):
             self._lose(exc)
             return
         self.frames += 1
-        self.out.put(CameraFrame(image=image, index=self.frames, source=self.source.description))
+        frame = CameraFrame(image=image, index=self.frames, source=self.source.description)
+        self.out.put(frame)
         self.rate_meter.tick()
+        self.faults.worked("camera", frame.t)
 
     def teardown(self) -> None:
         self._close()

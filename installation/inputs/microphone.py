@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from installation.core.channels import DropOldestQueue
+from installation.core.faults import NO_FAULTS, FaultInjector
 from installation.core.interfaces import AudioSource, DeviceLost
 from installation.core.messages import AudioChunk
 from installation.core.native_stderr import quiet_native_stderr
@@ -310,10 +311,12 @@ class MicWorker(Worker):
         out: DropOldestQueue[AudioChunk],
         on_error: ErrorHandler | None = None,
         name: str = "microphone",
+        faults: FaultInjector = NO_FAULTS,
     ) -> None:
         super().__init__(name=name, on_error=on_error)
         self.source = source
         self.out = out
+        self.faults = faults  # the soak harness's mic_error (core/faults.py); inert in a show
         self.opened = 0  # how many times the source was (re)opened, for status and tests
 
     def setup(self) -> None:
@@ -322,10 +325,14 @@ class MicWorker(Worker):
         log.info("%s: listening to %s", self.name, self.source.description)
 
     def step(self) -> None:
+        if self.faults.take("mic_error"):
+            # As a stream that stopped under us: the real close-and-reopen path below runs.
+            raise DeviceLost(f"{self.source.description}: injected fault mic_error (the audio stream failed)")
         chunk = self.source.read(self.read_timeout_s)
         if chunk is not None:
             self.out.put(chunk)
             self.rate_meter.tick()
+            self.faults.worked("microphone")
 
     def on_failure(self, exc: BaseException) -> bool:
         if isinstance(exc, DeviceLost) or super().on_failure(exc):

@@ -60,6 +60,8 @@ SAMPLES = {
     "/jadong/caption": 0,
     "/jadong/caption/text": "안녕하세요",
     "/jadong/hud": 1,
+    "/jadong/hours/override": "auto",  # closing would rest the generator the later checks read
+    "/jadong/attract": 0,  # this show has no [attract]: on would be refused
 }
 
 

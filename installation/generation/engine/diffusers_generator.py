@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from installation.core.messages import GenerationParams, Prompt
+from installation.core.messages import GenerationParams, Prompt, StreamRequest
 from installation.generation.imaging import check_rgb_uint8, fit_image, to_uint8
 from installation.show import GeneratorConfig
 
@@ -50,8 +50,9 @@ class DiffusersGenerator:
         self._embeds: dict[str, Any] | None = None
         self._can_cache_embeds = True
         self.style_lora: Any = None  # parts.StyleLora: the show's `lora`, its weight changeable per cue
-        self._noise: Any = None  # blending.NoiseWalk over txt2img's starting latents, while they walk
-        self._walking = False
+        # Per stream, a blending.NoiseWalk over txt2img's starting latents, while they walk.
+        self._walks: dict[int, Any] = {}
+        self._walking = False  # a stream of the last call walked
 
     @property
     def animating(self) -> bool:
@@ -96,6 +97,19 @@ class DiffusersGenerator:
         self.dtype = where.dtype_name
         self.load_seconds = time.monotonic() - t0
         log.info("%s loaded on %s (%s) in %.1f s", self.model, self.device, self.dtype, self.load_seconds)
+
+    def release(self) -> None:
+        """Drops the pipelines and everything made from them, then frees their memory (after
+        running out of GPU memory); `load` builds them again. Called on the painting thread."""
+        self._img2img = self._txt2img = None
+        self._embeds_key = self._embeds = None
+        self._walks = {}
+        self.style_lora = None
+        self._walking = False
+        self.device = ""
+        from .memory import free_memory
+
+        free_memory()
 
     # --- generating ----------------------------------------------------------------------
     def _do_cfg(self, guidance_scale: float) -> bool:
@@ -147,28 +161,47 @@ class DiffusersGenerator:
         if self.style_lora is not None and self.style_lora.set_weight(scale):
             self._embeds_key = self._embeds = None  # the text encoder changed: encode prompts again
 
-    def _walked_latents(self, params: GenerationParams) -> Any:
-        """txt2img's starting noise while it walks (`seed_drift` > 0), else None (the pipeline
-        draws it from the seed, as always)."""
-        self._walking = params.seed_drift > 0
-        if not self._walking:
-            self._noise = None
+    def _walked_latents(self, stream: int, params: GenerationParams) -> Any:
+        """txt2img's starting noise of `stream` while it walks (`seed_drift` > 0), else None
+        (the pipeline draws it from the seed, as always)."""
+        if params.seed_drift <= 0:
+            self._walks.pop(stream, None)
             return None
-        if self._noise is None:
+        walk = self._walks.get(stream)
+        if walk is None:
             from .blending import NoiseWalk
 
             channels = self._txt2img.unet.config.in_channels
             shape = (1, channels, self.cfg.height // 8, self.cfg.width // 8)
             torch = self._torch
-            self._noise = NoiseWalk(lambda seed: torch.randn(shape, generator=torch.Generator().manual_seed(seed)))
+            walk = self._walks[stream] = NoiseWalk(
+                lambda seed: torch.randn(shape, generator=torch.Generator().manual_seed(seed)))
         now = time.monotonic()
-        self._noise.set_drift(params.seed_drift)
-        self._noise.set_seed(int(params.seed), params.prompt_blend_s, now)
-        return self._noise.value(now).to(self.device, self._txt2img.unet.dtype)
+        walk.set_drift(params.seed_drift)
+        walk.set_seed(int(params.seed), params.prompt_blend_s, now)
+        return walk.value(now).to(self.device, self._txt2img.unet.dtype)
 
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
+        return self.generate_many([StreamRequest(0, prompt, params, image)])[0]
+
+    def generate_many(self, requests: Sequence[StreamRequest]) -> list[np.ndarray]:
+        """One pipeline call per stream, in turns: this is the plain reference path (a diffusers
+        pipeline takes one strength and step count per call, so streams could only batch when
+        those agree, and it would no longer be the path a user writes)."""
         if self._img2img is None:
             raise RuntimeError(f"{self.model}: generate() called before load()")
+        streams = [r.stream for r in requests]
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams {streams}: each stream at most once per call")
+        single = len(requests) == 1
+        painted = [self._generate_one(r, "camera image" if single else f"stream {r.stream}: camera image")
+                   for r in requests]
+        self._walking = any(walked for _, walked in painted)
+        return [frame for frame, _ in painted]
+
+    def _generate_one(self, request: StreamRequest, image_label: str) -> tuple[np.ndarray, bool]:
+        """The stream's frame, and whether its txt2img noise walks."""
+        prompt, params, image = request.prompt, request.params, request.image
         width, height = self.cfg.width, self.cfg.height
         text = self._prompt_kwargs(prompt, params.guidance_scale)
         # A CPU generator gives the same noise for a seed on any device.
@@ -176,15 +209,14 @@ class DiffusersGenerator:
         common = {"guidance_scale": params.guidance_scale, "generator": generator, "output_type": "np"}
 
         if image is None or self.cfg.mode == "txt2img":
-            latents = self._walked_latents(params)
+            latents = self._walked_latents(request.stream, params)
             out = self._txt2img(**text, **common, num_inference_steps=params.steps, width=width, height=height,
                                 latents=latents)
-            return to_uint8(out.images[0])
-        self._walking = False
+            return to_uint8(out.images[0]), latents is not None
 
-        frame = fit_image(check_rgb_uint8(image, "camera image"), width, height)
+        frame = fit_image(check_rgb_uint8(image, image_label), width, height)
         if params.strength < MIN_STRENGTH:
-            return frame.copy()
+            return frame.copy(), False
         from PIL import Image
 
         out = self._img2img(
@@ -194,4 +226,4 @@ class DiffusersGenerator:
             strength=params.strength,
             num_inference_steps=img2img_steps(params.steps, params.strength),
         )
-        return to_uint8(out.images[0])
+        return to_uint8(out.images[0]), False

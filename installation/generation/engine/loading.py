@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 # CPU that means seconds per frame, which the gallery should hear about at start.
 FULL_SIZE_UNET_PARAMS = 100_000_000
 
-# The image safety checker is never loaded, by either generator. Prompts are moderated
-# upstream (speech/moderation.py) before any generator sees them; the checker would cost a
-# CLIP model per frame and black out frames at random in front of visitors. The arguments go
+# The pipelines' own image safety checker is never loaded, by either generator. Prompts are
+# moderated upstream (speech/moderation.py) before any generator sees them; the pipeline's checker
+# would cost a CLIP model per frame and black out single frames at random in front of visitors. A
+# show that wants images checked says so in [safety]: the same checker then runs on the generator
+# thread with a streak rule, and held frames leave the last one on screen (generation/safety.py,
+# safety_checker.py). The arguments go
 # only to pipelines that carry a checker (SD 1.x/2.x), or may (a hub model not fetched yet):
 # SDXL's pipelines have none and would warn about arguments they do not expect.
 NO_SAFETY_CHECKER: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}

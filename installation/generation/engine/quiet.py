@@ -14,8 +14,8 @@ import logging
 from installation.core.downloads import download_allowed
 
 # transformers warns once per image-processor class that it falls back to the PIL backend
-# because torchvision is not installed. Jadong never uses those processors (the safety
-# checker's feature extractor is not loaded), so the fallback is harmless.
+# because torchvision is not installed. The PIL backend is what Jadong uses (the [safety]
+# checker's CLIPImageProcessor), so the fallback is harmless.
 _TORCHVISION_FALLBACK = "requires torchvision (not installed)"
 
 

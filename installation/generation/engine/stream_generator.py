@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from installation.core.messages import GenerationParams, Prompt
+from installation.core.messages import GenerationParams, Prompt, StreamRequest
 from installation.generation.imaging import check_rgb_uint8, fit_image
 from installation.show import GeneratorConfig, resolve_path
 
@@ -49,6 +49,10 @@ class StreamGenerator:
         self.style_lora: StyleLora | None = None  # the show's `lora`, its weight changeable per cue
         self._cache_dir = cache_dir
         self._still_loaded = False
+        self._feeding = False  # a stream of the last call ran a feedback loop (a cue's mode)
+        # How many streams are painted together (generate_many), to prepare at load: a count
+        # not prepared runs as a plain CUDA graph captured at run time, never torch.compile'd.
+        self.prepare_streams: tuple[int, ...] = (1,)
 
     @property
     def loaded(self) -> bool:
@@ -61,7 +65,7 @@ class StreamGenerator:
         eng = self.engine
         if eng is None:
             return False
-        return eng.changing() or self.cfg.mode == "feedback"
+        return eng.changing() or self.cfg.mode == "feedback" or self._feeding
 
     def _progress(self, msg: str) -> None:
         log.info("%s: %s", self.model, msg)
@@ -117,7 +121,7 @@ class StreamGenerator:
         steps = sorted({cfg.steps, *cfg.prepare_steps})
         # img2img falls back to txt2img without a camera
         modes = [cfg.mode == "txt2img"] if cfg.mode != "img2img" else [False, True]
-        engine.prepare(steps, modes, cfg.guidance_scale, progress=self._progress)
+        engine.prepare(steps, modes, cfg.guidance_scale, progress=self._progress, streams=list(self.prepare_streams))
         self.engine = engine
         self.style_lora = style_lora
         self.device = device
@@ -128,6 +132,22 @@ class StreamGenerator:
         log.info("%s loaded for streaming on %s (%s, %s, %s autoencoder%s) in %.1f s", cfg.model, device, self.dtype,
                  self.accel, "tiny" if vae is not None else "full", extra, self.load_seconds)
 
+    def release(self) -> None:
+        """Drops the engine (its pipeline parts, CUDA graphs, compiled programs) and frees its
+        memory (after running out of GPU memory); `load` builds it again. Called on the painting
+        thread."""
+        compiled = "compile" in self.accel
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()  # its own reference cycles emptied: freed now, without a full collection
+        del engine
+        self.style_lora = None
+        self._still_loaded = False
+        self.device = ""
+        from .memory import free_memory
+
+        free_memory(compiled=compiled)
+
     def set_lora_scale(self, scale: float) -> None:
         """The style LoRA's weight from now on (a cue's), without reloading: the weights are
         rewritten in place, and prompts encoded again if the LoRA reaches the text encoder."""
@@ -137,32 +157,59 @@ class StreamGenerator:
         engine.weights_changed(text_encoder=lora.set_weight(scale))
 
     def generate(self, prompt: Prompt, params: GenerationParams, image: np.ndarray | None) -> np.ndarray:
+        return self._paint([StreamRequest(0, prompt, params, image)], single=True)[0]
+
+    def generate_many(self, requests: Sequence[StreamRequest]) -> list[np.ndarray]:
+        """One frame per stream, at the show's generator size. Streams with the same steps and
+        mode (img2img and feedback together; txt2img apart) and guidance on or off are painted
+        in one batched engine call, each with its own prompt, seed, strength and image; the
+        engine paints the other groups in turn (StreamEngine.frames)."""
+        return self._paint(list(requests), single=False)
+
+    def _paint(self, requests: list[StreamRequest], single: bool) -> list[np.ndarray]:
         from .stream import FrameRequest
 
-        if self.engine is None:
+        engine = self.engine
+        if engine is None:
             raise RuntimeError(f"{self.model}: generate() called before load()")
-        mode = params.mode if params.mode in ("img2img", "txt2img", "feedback") else self.cfg.mode
-        if image is not None:
-            check_rgb_uint8(image, "camera image")
-        req = FrameRequest(prompt=prompt.text, negative=prompt.negative, steps=params.steps,
-                           strength=max(params.strength, MIN_STRENGTH), guidance_scale=params.guidance_scale,
-                           seed=params.seed, seed_drift=params.seed_drift, blend_s=params.prompt_blend_s)
-        if mode == "img2img" and image is not None:
-            if params.strength < MIN_STRENGTH:  # nothing visible would change: hand back the camera
-                return fit_image(image, self.cfg.width, self.cfg.height).copy()
-            return self.engine.frame(req, image)
-        if mode == "feedback":
-            if image is None and not self._still_loaded and not self.engine.has_still:
-                # No still and no camera: the loop starts from a txt2img frame.
+        out: list[np.ndarray | None] = [None] * len(requests)
+        items: list[tuple[FrameRequest, np.ndarray | None]] = []
+        where: list[int] = []
+        starts: set[int] = set()  # feedback loops that start from a txt2img frame (no still, no camera)
+        feeding = False
+        for n, sr in enumerate(requests):
+            params, image = sr.params, sr.image
+            mode = params.mode if params.mode in ("img2img", "txt2img", "feedback") else self.cfg.mode
+            if image is not None:
+                check_rgb_uint8(image, "camera image" if single else f"stream {sr.stream}: camera image")
+            req = FrameRequest(prompt=sr.prompt.text, negative=sr.prompt.negative, steps=params.steps,
+                               strength=max(params.strength, MIN_STRENGTH), guidance_scale=params.guidance_scale,
+                               seed=params.seed, seed_drift=params.seed_drift, blend_s=params.prompt_blend_s,
+                               stream=sr.stream)
+            if mode == "img2img" and image is not None:
+                if params.strength < MIN_STRENGTH:  # nothing visible would change: hand back the camera
+                    out[n] = fit_image(image, self.cfg.width, self.cfg.height).copy()
+                    continue
+            elif mode == "feedback":
+                feeding = True
+                if image is None and not engine.feedback_ready(sr.stream):
+                    req.txt2img = True
+                    starts.add(n)
+                else:
+                    req.feedback_loop = True
+            else:
                 req.txt2img = True
-                first = self.engine.frame(req, None)
-                self.engine.set_still(first)
-                self._still_loaded = True
-                return first
-            req.feedback_loop = True
-            return self.engine.frame(req, image)
-        req.txt2img = True
-        return self.engine.frame(req, None)
+            items.append((req, None if req.txt2img else image))
+            where.append(n)
+        # One stream goes through engine.frame, which a render wraps to paint on video time.
+        painted = ([engine.frame(*items[0])] if single else engine.frames(items)) if items else []
+        for n, (req, _), frame in zip(where, items, painted):
+            out[n] = frame
+            if n in starts:
+                engine.set_still(frame, stream=req.stream)
+        self._feeding = feeding
+        assert all(frame is not None for frame in out)
+        return out  # type: ignore[return-value]
 
 
 def _read_still(path: str) -> np.ndarray:
