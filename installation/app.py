@@ -484,7 +484,12 @@ class App:
             self.outputs.take_display(show.display)  # the outputs carry over, with the new show's look
         self._init_show(show)
         self._restore_state(blackout=False)  # the room's blackout carries over a switch (_switch_show)
-        self.events.write("show", name=show.show.name, path=show.path)
+        kept = self.outputs.kept_for(show) if self.outputs is not None else ""
+        if kept:  # windows, NDI sources and recordings stay open: the show's own [[outputs]] wait for a start
+            log.warning("show %s: %s", show.show.name, kept)
+            self.events.write("show", name=show.show.name, path=show.path, outputs=kept)
+        else:
+            self.events.write("show", name=show.show.name, path=show.path)
         self.publish_prompt(self.state.prompt)
         self._resolve_status_targets()
         self._build_inputs_and_generator()
@@ -526,16 +531,19 @@ class App:
         prompt = unattended.attract_prompt
         if prompt is not self._attract_prompt:
             self._attract_prompt = prompt
-            if prompt is None and self._prompt_put is self.state.prompt:
-                pass  # the words that ended attract (a visitor's, an operator's) are in the slot already
-            elif prompt is None:  # the show's prompt, never changed by attract, blends back in
-                prompt = replace(self.state.prompt, t=time.monotonic())
-                self.streams.show_prompt(prompt)
+            if prompt is not None:  # every stream invites people in (stream 1's slot is prompt_slot)
+                self._prompt_put = None
+                for slots in self.streams.slots:
+                    slots.prompt.put(prompt)
                 self.events.write("prompt", text=prompt.text, source=prompt.source, negative=prompt.negative)
             else:
-                self._prompt_put = None
-                self.prompt_slot.put(prompt)
-                self.events.write("prompt", text=prompt.text, source=prompt.source, negative=prompt.negative)
+                # The words that ended attract (a visitor's, an operator's) are in the slot already;
+                # otherwise the show's prompt, never changed by attract, blends back in.
+                if self._prompt_put is not self.state.prompt:
+                    back = replace(self.state.prompt, t=time.monotonic())
+                    self.streams.show_prompt(back)
+                    self.events.write("prompt", text=back.text, source=back.source, negative=back.negative)
+                self.streams.republish(time.monotonic())  # streams those words did not reach
         if self.looks is None:
             return
         if not self._looks_loaded:  # stills read and captions drawn once per show, before they are needed
@@ -588,10 +596,10 @@ class App:
             return
         # Kept under the show file's name: what `run.py NAME` and /jadong/show NAME choose.
         self._state_key = Path(self.show.path).stem if self.show.path else self.show.show.name
-        saved = store.load(snapshot(self._state_key, self.control))
+        saved = store.load(snapshot(self._state_key, self.control, self.streams))
         if saved is not None:
             try:
-                notes = restore(self.control, saved, time.monotonic(), blackout=blackout)
+                notes = restore(self.control, saved, time.monotonic(), blackout=blackout, streams=self.streams)
             except Exception as exc:  # a bug here must cost the saved state, never the show
                 log.exception("restoring the saved state of %s failed", self._state_key)
                 self.events.write("error", stage="state", reason=f"{store.path_for(self._state_key)}: could not be "
@@ -601,14 +609,14 @@ class App:
                     log.warning("saved state of %s: %s", self._state_key, note)
                 self.events.write("state", action="restored", path=store.path_for(self._state_key),
                                   cue=self.state.cue_index + 1, cue_name=self.control.cue_name(), notes=notes)
-        self._saved = snapshot(self._state_key, self.control)
+        self._saved = snapshot(self._state_key, self.control, self.streams)
 
     def _save_state(self) -> None:
         """Every frame: a changed state goes to the store, whose writer coalesces (main thread;
         the snapshot and compare take microseconds, the write happens elsewhere)."""
         if self.state_store is None or not self._state_key:
             return
-        current = snapshot(self._state_key, self.control)
+        current = snapshot(self._state_key, self.control, self.streams)
         if current != self._saved:
             self._saved = current
             self.state_store.offer(current)

@@ -1,67 +1,25 @@
 """A show with three outputs through the real App, headless: two screens showing two streams and
 an NDI source received by a real NDI receiver on loopback (tests/ndi_peer.py), its frames
 checked against what its output presented; each stream's OSC controls and status over real UDP.
-
-Until the generator worker paints several streams (one batched call), it paints stream 1; here
-the test paints stream 2 itself, into stream 2's frame slot, exactly where the worker will."""
+The generator worker paints both streams (one generate_many call), each with its own settings."""
 
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import numpy as np
 import pytest
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 from installation.app import RunOptions
 from installation.display.presenter import fit_cover
 from installation.harness import start_show_thread, stop_show_thread
 from installation.show import parse_show
+from peers import Peer
 
 pytestmark = pytest.mark.slow
 
 NDI_SIZE = (320, 240)
-
-
-def _dgram(address: str, *args) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for a in args:
-        builder.add_arg(a)
-    return builder.build().dgram
-
-
-class Peer:
-    """An OSC controller on its own port, hearing every reply (messages and bundles)."""
-
-    def __init__(self, port: int) -> None:
-        self.target = ("127.0.0.1", port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-
-    def send(self, address: str, *args) -> None:
-        self.sock.sendto(_dgram(address, *args), self.target)
-
-    def replies(self, until: str, timeout: float = 5.0) -> dict[str, list]:
-        """Every message heard until one at `until` arrives."""
-        heard: dict[str, list] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            for timed in OscPacket(data).messages:
-                heard[timed.message.address] = list(timed.message.params)
-            if until in heard:
-                return heard
-        raise AssertionError(f"no {until} within {timeout} s; heard {sorted(heard)}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _show(ndi_name: str):

@@ -20,6 +20,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
+from peers import read_events
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -111,10 +113,6 @@ def ask(c: SimpleUDPClient, address: str) -> tuple:
             return tuple(reply.params)
         assert reply.address != "/jadong/error", reply.params
     raise AssertionError(f"no reply to {address}")
-
-
-def read_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def test_cue_and_strength_survive_sigterm_and_a_new_process(tmp_path):

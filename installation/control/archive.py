@@ -360,24 +360,33 @@ def expire_captures(folder: Path, before: float) -> list[str]:
     for a file that cannot be removed (the others are removed first)."""
     removed: list[str] = []
     failed: OSError | None = None
-    with _FOLDER_LOCK:
-        for stem, paths in capture_groups(folder).items():
+    # The folder lock is held only to check a name and to rewrite the index, never across the
+    # deletes: the main thread takes it to reserve a capture's name, and a pass deleting a
+    # month of captures on a slow card would hold the picture up. An expired capture is never
+    # one being written (those are new), and the writer's quota may delete the same files
+    # meanwhile (missing_ok).
+    for stem, paths in capture_groups(folder).items():
+        with _FOLDER_LOCK:
             if str(folder / stem) in _RESERVED:
                 continue  # being written now
-            t = taken_at(stem)
-            if t is None:
-                t = min(p.stat().st_mtime for p in paths if p.exists())
-            if t >= before:
-                break  # oldest first: the rest are newer
+        t = taken_at(stem)
+        if t is None:
             try:
-                # The sidecar last: a picture is never left without its words.
-                for path in sorted(paths, key=lambda p: p.suffix == ".json"):
-                    path.unlink(missing_ok=True)
-            except OSError as exc:
-                failed = failed or exc
-                continue
-            removed.append(f"{stem}.png")
-        if removed:
+                t = min(p.stat().st_mtime for p in paths)
+            except (OSError, ValueError):
+                continue  # deleted meanwhile (the writer's quota)
+        if t >= before:
+            break  # oldest first: the rest are newer
+        try:
+            # The sidecar last: a picture is never left without its words.
+            for path in sorted(paths, key=lambda p: p.suffix == ".json"):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            failed = failed or exc
+            continue
+        removed.append(f"{stem}.png")
+    if removed:
+        with _FOLDER_LOCK:
             drop_from_index(folder, set(removed))
     if failed is not None:
         raise failed

@@ -239,6 +239,8 @@ class Captures:
         self._last_prompt_t = frame.prompt.t
         if first:
             return  # the show's opening prompt is not a new one
+        if frame.prompt.source == "attract":
+            return  # attract mode's invitations are the show's, not what visitors made
         self.prompts_seen += 1
         n = self.cfg.every_n_prompts
         if n and self.prompts_seen % n == 0:

@@ -9,6 +9,9 @@ What comes back, and why (everything else starts as the show file says):
   and a cue's LoRA weight and mask), listening, the screen's crossfade, caption and HUD
   switches, the blackout fade, and the blackout itself (a room closed for the night stays
   dark after a power cut);
+- each stream's own settings ([[streams]], /jadong/stream/N/...): whether visitors' words reach
+  it, its style, strength and seed, and words of its own (a stream the edited show no longer
+  has is left out, with a note);
 - not freeze: the frozen picture died with the process, and a frozen start would hold the
   starting card; not the caption text (a visitor's caption fades by itself), the curation
   queue, last error or transcript, which belong to the run that ended.
@@ -46,6 +49,7 @@ from installation.show import MAX_NAME_CHARS, MAX_PROMPT_CHARS
 
 from .addresses import OscArgumentError, lookup, validate_args
 from .show_control import ShowControl
+from .streams import StreamControl
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,18 @@ RETRY_S = 5.0  # after a failed write (a full disk), the next try
 MAX_FILE_BYTES = 1_000_000  # a state file is about a kilobyte; anything this big is not ours
 MAX_WORDS_CHARS = 4 * MAX_PROMPT_CHARS  # visitors' words are cut when painted, not when heard
 MASKS = ("", "off", "inside", "outside")
+
+
+@dataclass(frozen=True, slots=True)
+class SavedStream:
+    """One stream's own settings (/jadong/stream/N/...); None: the show's."""
+
+    index: int
+    words: bool = True  # visitors' words reach it
+    style: str = ""
+    strength: float | None = None
+    seed: int | None = None
+    own_words: str = ""  # words of its own (/jadong/stream/N/prompt); "" paints the show's
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +101,14 @@ class SavedState:
     crossfade_s: float = 0.0
     caption: bool = True
     hud: bool = False
+    streams: tuple[SavedStream, ...] = ()
     # The prompt's text, for the people who read the file: it follows from the words, style and
     # template (restore paints it again), and a scene prompt changing is no reason to write.
     prompt: str = field(default="", compare=False)
 
 
-def snapshot(show: str, control: ShowControl) -> SavedState:
-    """The state to keep, read from the show control and its screen (main thread)."""
+def snapshot(show: str, control: ShowControl, streams: StreamControl | None = None) -> SavedState:
+    """The state to keep, read from the show control, its screen and the streams (main thread)."""
     st, p, screen = control.state, control.state.params, control.host.screen
     words, templated, approved_by, text = st.words, st.templated, st.approved_by, st.prompt.text
     source = st.prompt.source
@@ -103,10 +120,20 @@ def snapshot(show: str, control: ShowControl) -> SavedState:
         strength=p.strength, steps=p.steps, seed=p.seed, seed_drift=p.seed_drift, mode=p.mode,
         prompt_blend_s=p.prompt_blend_s, lora_scale=p.lora_scale, mask=p.mask, listening=st.listening,
         blackout=st.blackout, blackout_fade_s=st.blackout_fade_s, crossfade_s=float(screen.crossfade_s),
-        caption=bool(screen.caption_visible), hud=bool(screen.hud_visible), prompt=text)
+        caption=bool(screen.caption_visible), hud=bool(screen.hud_visible), prompt=text,
+        streams=_streams_snapshot(control, streams))
 
 
-def restore(control: ShowControl, saved: SavedState, now: float, blackout: bool = True) -> list[str]:
+def _streams_snapshot(control: ShowControl, streams: StreamControl | None) -> tuple[SavedStream, ...]:
+    if streams is None:
+        return ()
+    keep_words = control.show.privacy.keep_words  # a stream's own words come over OSC: a visitor's, maybe
+    return tuple(SavedStream(st.index, st.words, st.style, st.strength, st.seed,
+                             st.basis.words if st.own and keep_words else "") for st in streams.streams)
+
+
+def restore(control: ShowControl, saved: SavedState, now: float, blackout: bool = True,
+            streams: StreamControl | None = None) -> list[str]:
     """Bring `saved` back into a show that has just been built (main thread). Returns notes on
     what the edited show no longer has (a cue, a style), which start afresh instead.
     `blackout=False` keeps the screen as it is (a show switch carries the room's blackout)."""
@@ -140,6 +167,24 @@ def restore(control: ShowControl, saved: SavedState, now: float, blackout: bool 
     if blackout and saved.blackout:
         st.blackout = True
         screen.set_blackout(True, 0.0)  # dark from the first frame: no fade through the picture
+    if streams is not None:
+        notes += _restore_streams(streams, saved.streams, show.styles)
+    return notes
+
+
+def _restore_streams(streams: StreamControl, saved: tuple[SavedStream, ...], styles: dict) -> list[str]:
+    notes: list[str] = []
+    have = len(streams.streams)
+    for one in saved:
+        if one.index > have:
+            notes.append(f"stream {one.index} is no longer in the show: its settings are left out")
+            continue
+        style = one.style
+        if style and style not in styles:
+            notes.append(f"stream {one.index}: style {style!r} is no longer in the show: the stream's own is used")
+            style = ""
+        streams.restore_stream(one.index, words=one.words, style=style, strength=one.strength, seed=one.seed,
+                               own_words=one.own_words)
     return notes
 
 
@@ -201,6 +246,8 @@ def _check(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 2.0:
             raise StateFileError(f"expected null or a number from 0 to 2, got {value!r}")
         return float(value)
+    if name == "streams":
+        return _check_streams(value)
     if name == "mask":
         if value not in MASKS:
             raise StateFileError(f"expected one of {', '.join(repr(m) for m in MASKS)}, got {value!r}")
@@ -208,6 +255,33 @@ def _check(name: str, value: Any) -> Any:
     limits = {"words": MAX_WORDS_CHARS, "prompt": MAX_WORDS_CHARS, "cue_name": MAX_NAME_CHARS,
               "source": MAX_NAME_CHARS, "approved_by": MAX_PROMPT_CHARS, "show": MAX_NAME_CHARS * 4}
     return _text(value, limits[name])
+
+
+def _check_streams(value: Any) -> tuple[SavedStream, ...]:
+    if not isinstance(value, list) or len(value) > 64:
+        raise StateFileError(f"expected a list of at most 64 streams, got {type(value).__name__}")
+    out: list[SavedStream] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise StateFileError(f"[{i}]: expected an object, got {type(item).__name__}")
+        index = item.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= 64 or index != i + 1:
+            raise StateFileError(f"[{i}].index: expected {i + 1}, got {index!r}")
+        words, style, strength = item.get("words", True), item.get("style", ""), item.get("strength")
+        seed, own = item.get("seed"), item.get("own_words", "")
+        if not isinstance(words, bool):
+            raise StateFileError(f"[{i}].words: expected true or false, got {words!r}")
+        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                     or not 0.0 <= strength <= 1.0):
+            raise StateFileError(f"[{i}].strength: expected null or a number from 0 to 1, got {strength!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1):
+            raise StateFileError(f"[{i}].seed: expected null or a whole number from 0 to {2**31 - 1}, got {seed!r}")
+        try:
+            style, own = _text(style, MAX_NAME_CHARS), _text(own, MAX_PROMPT_CHARS)
+        except StateFileError as exc:
+            raise StateFileError(f"[{i}]: {exc}") from None
+        out.append(SavedStream(index, words, style, None if strength is None else float(strength), seed, own))
+    return tuple(out)
 
 
 def parse_saved(data: Any, defaults: SavedState) -> SavedState:

@@ -141,6 +141,15 @@ class StreamControl:
             st.basis, st.own = self._basis_now(prompt), False
             self._repaint(st, prompt.t)
 
+    def republish(self, t: float) -> None:
+        """Each stream's own prompt into its slot again, where something painted over the slots
+        beside the show state (attract mode's invitations) and has ended: the stream blends back
+        to exactly its words."""
+        for st in self.streams:
+            if st.prompt is not None and st.slots.prompt.get() is not st.prompt:
+                st.prompt = replace(st.prompt, t=t)
+                st.slots.prompt.put(st.prompt)
+
     def show_params(self, params: GenerationParams) -> None:
         self._show_params = params
         for st in self.streams:
@@ -192,6 +201,19 @@ class StreamControl:
         if st.words:  # the show's words from now on, starting with the ones it paints now
             st.basis, st.own = self._basis_now(self._show_prompt), False
             self._repaint(st, time.monotonic())
+
+    def restore_stream(self, number: int, *, words: bool, style: str, strength: float | None, seed: int | None,
+                       own_words: str) -> None:
+        """A stream's settings as a restart found them saved (control/state_store.py)."""
+        st = self.stream(number)
+        st.words, st.style, st.strength, st.seed = words, style, strength, seed
+        if own_words and clean_words(own_words):
+            st.basis, st.own = Basis(words=own_words, source="osc"), True
+        elif st.words:
+            st.basis, st.own = self._basis_now(self._show_prompt), False
+        t = time.monotonic()
+        self._repaint(st, t)
+        self._reparam(st, t)
 
     def _handlers(self) -> tuple[dict[str, Callable[[Control], object]], dict[str, Callable[[], tuple[Any, ...]]]]:
         """The setters and getters for /jadong/stream/N/... for every N a show may have: a

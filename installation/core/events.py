@@ -175,7 +175,10 @@ class EventLog:
         self.path: Path | None = None
         self._part = 0
         if self.family is not None:
-            self.path = self.family.writable(self._day, self.max_file_bytes)
+            try:
+                self.path = self.family.writable(self._day, self.max_file_bytes)
+            except OSError:  # a folder that cannot be listed (EACCES, ELOOP): _open says why below
+                self.path = self.family.path(self._day)
             self._part = self.family.part_of(self.path)
             with self._lock:
                 try:

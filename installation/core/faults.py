@@ -35,7 +35,7 @@ INTERNAL_FAULTS: dict[str, str] = {
     "generator_raise": "generator",  # the generator's next paint raises
     "generator_nan": "generator",   # the generator's next frame is NaN
     "generator_oom": "generator",   # the generator's next paint runs out of GPU memory
-    "disk_full": "events",          # writes fail with ENOSPC for a while (event log, state, captures)
+    "disk_full": "events",          # writes fail with ENOSPC for a while (the event log and the saved state)
     # The display loop stops for DISPLAY_HANG_S, as a hung GPU driver would: no frame, no systemd
     # watchdog ping (tests/test_watchdog_app.py). Not a soak fault: under systemd its recovery is a
     # kill and restart by WatchdogSec, not something the running app does.

@@ -127,10 +127,12 @@ class Outputs:
     --ndi and the first-frame events use, as they used the one presenter before outputs."""
 
     def __init__(self, outputs: list[Output], title: str, single: bool,
-                 on_event: EventHook | None = None, on_error: ErrorHandler | None = None) -> None:
+                 on_event: EventHook | None = None, on_error: ErrorHandler | None = None,
+                 declared: list[OutputConfig] | None = None) -> None:
         if not outputs:
             raise ValueError("a show has at least one output")
         self.outputs = outputs
+        self.declared = list(declared or [])  # the [[outputs]] these were built from (kept_for)
         self.title = title
         self.single = single  # the one presenter on pygame.display's window, as before outputs
         self._on_event = on_event
@@ -361,6 +363,19 @@ class Outputs:
             for key in ("crossfade_s", "caption_seconds", "caption_size"):
                 setattr(p.cfg, key, getattr(display, key))
 
+    def kept_for(self, show: Show) -> str:
+        """After a switch to `show` (/jadong/show): "" when its [[outputs]] are the ones open, else
+        why they are not applied. Windows, NDI sources and recordings stay open across a switch
+        (no screen goes dark, no receiver loses its source); another show's [[outputs]] take
+        effect when Jadong is started with that show."""
+        if list(show.outputs) == self.declared:
+            return ""
+        n = len(self.outputs)
+        theirs = f"{len(show.outputs)} [[outputs]]" if show.outputs else "no [[outputs]] (one screen)"
+        return (f"the {n} output{'s' if n != 1 else ''} already open carr{'y' if n != 1 else 'ies'} on; "
+                f"{show.path or show.show.name} declares {theirs}, which apply when Jadong is started "
+                f"(or restarted) with it")
+
     def stopped_recordings(self) -> list[str]:
         """Why each recording the recorder had to stop (the disk filling up) stopped."""
         reasons = []
@@ -394,5 +409,5 @@ def build_outputs(show: Show, title: str, record: Path | None = None, record_fps
         presenter = Presenter(cfg, record_path=record_path, title=title, record_fps=min(fps, cfg.fps),
                               window=window, shared_pygame=True)
         outputs.append(Output(plan, presenter, window))
-    return Outputs(outputs, title, single=False, on_event=on_event, on_error=on_error)
+    return Outputs(outputs, title, single=False, on_event=on_event, on_error=on_error, declared=list(show.outputs))
 

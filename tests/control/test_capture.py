@@ -176,6 +176,20 @@ def test_every_nth_new_prompt_is_captured_once_its_picture_has_settled(tmp_path)
         assert 1.0 <= at - first_frame_at[i] < 1.0 + 0.05 + 1e-6
 
 
+def test_attract_modes_invitations_are_not_counted_as_new_prompts(tmp_path):
+    events: list = []
+    caps = captures_for(tmp_path, events, capture={"every_n_prompts": 1})
+    now = 100.0
+    taken: list[Path] = []
+    caps.tick(frame("the show's opening words", source="show", t=0.0), now)
+    for i, source in enumerate(["attract", "attract", "speech"], start=1):
+        for step in range(30):
+            now += 0.05
+            taken += caps.tick(frame(f"prompt {i}", source=source, t=float(i), colour=i * 100 + step), now)
+    assert caps.flush()
+    assert [sidecar(p)["trigger"] for p in taken] == ["every_n_prompts"] and caps.prompts_seen == 1
+
+
 def test_a_cue_with_capture_takes_its_own_picture_and_says_who_fired_it(tmp_path, monkeypatch):
     monkeypatch.setattr(show_control, "CAPTURES_DIR", tmp_path / "captures")
     show = show_with(tmp_path, cues=[{"name": "harbour", "prompt": "a harbour at night", "capture": True},

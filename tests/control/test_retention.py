@@ -198,6 +198,35 @@ def test_captures_past_captures_days_go_with_their_sidecars_and_index_lines(tmp_
     assert Janitor(log, folder, RetentionPolicy(captures_days=0)).run_once(NOW + 100 * DAY_S).captures_deleted == 0
 
 
+
+def test_expiring_captures_on_a_slow_disk_never_holds_up_a_capture_on_the_main_thread(tmp_path, monkeypatch):
+    # The janitor deletes a month of captures on a slow card (each delete 30 ms) while a
+    # performer takes a capture: reserving its name (the main thread) must not wait for the pass.
+    folder = tmp_path / "captures"
+    archive = Archive(folder, quota_bytes=10**9)
+    for i in range(30):
+        take(archive, NOW - (40 + i / 100) * DAY_S, f"wish {i}")
+    unlink = Path.unlink
+
+    def slow_unlink(self, missing_ok=False):
+        time.sleep(0.03)
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", slow_unlink)
+    janitor_ = Janitor(EventLog(None), folder, RetentionPolicy(captures_days=7))
+    passing = threading.Thread(target=janitor_.run_once, args=(NOW,))
+    passing.start()
+    waits = []
+    while passing.is_alive():
+        t0 = time.monotonic()
+        archive._release(archive.reserve())
+        waits.append(time.monotonic() - t0)
+        time.sleep(0.01)
+    passing.join()
+    assert len(read_index(folder)) == 0 and not list(folder.glob("*.png"))
+    assert max(waits) < 0.3, f"the main thread waited {max(waits):.2f} s for the janitor"
+
+
 # --- the thread ----------------------------------------------------------------------------------
 
 def test_the_janitor_runs_on_its_own_thread_and_stops(tmp_path, no_thread_leak):

@@ -23,6 +23,7 @@ from installation.control.state_store import (
     _BY_ADDRESS,
     SCHEMA,
     SavedState,
+    StateFileError,
     StateStore,
     parse_saved,
     restore,
@@ -358,3 +359,66 @@ def test_the_soak_harness_full_disk_fails_state_writes_too(tmp_path):
     assert "No space left on device" in events_of(host, "error")[0]["reason"]
     assert wait_until(lambda: (tmp_path / "tides.json").exists())  # once the injected second is over
     assert store.close()
+
+
+# --- each stream's own settings ([[streams]]) ---------------------------------------------------
+STREAMS_SHOW = {**SHOW, "streams": [{"name": "left", "crop": "left"}, {"name": "right", "crop": "right"}],
+                "outputs": [{"stream": 1}, {"stream": 2, "mode": "headless"}]}
+
+
+def streams_for(ctl: ShowControl):
+    from installation.control.streams import StreamControl
+    from installation.core.channels import LatestSlot
+    from installation.core.streams import StreamSlots
+
+    first = StreamSlots(1, "", LatestSlot("prompt", ctl.state.prompt), LatestSlot("params", ctl.state.params),
+                        LatestSlot("frames"))
+    return StreamControl(ctl.show, ctl, first)
+
+
+def test_each_streams_own_settings_are_saved_and_come_back(tmp_path):
+    ctl = control_for(STREAMS_SHOW)
+    streams = streams_for(ctl)
+    for address, value in (("/jadong/stream/2/strength", 0.2), ("/jadong/stream/2/seed", 99),
+                           ("/jadong/stream/2/style", "neon"), ("/jadong/stream/1/prompt", "a red kite"),
+                           ("/jadong/stream/1/words", False)):
+        send(ctl, address, value)
+    saved = snapshot("tides", ctl, streams)
+    back = parse_saved(json.loads(to_json(saved)), snapshot("tides", control_for(STREAMS_SHOW)))
+    assert back.streams == saved.streams
+
+    ctl2 = control_for(STREAMS_SHOW)
+    streams2 = streams_for(ctl2)
+    notes = restore(ctl2, back, time.monotonic(), streams=streams2)
+    assert notes == []
+    second = streams2.stream(2)
+    assert (second.strength, second.seed, second.style) == (0.2, 99, "neon")
+    assert second.slots.params.get().strength == 0.2 and second.slots.params.get().seed == 99
+    first = streams2.stream(1)
+    assert first.words is False and first.slots.prompt.get().text == "a red kite"
+    assert snapshot("tides", ctl2, streams2).streams == saved.streams
+
+
+def test_a_saved_stream_the_edited_show_lost_is_left_out_with_a_note():
+    ctl = control_for(STREAMS_SHOW)
+    streams = streams_for(ctl)
+    send(ctl, "/jadong/stream/2/strength", 0.2)
+    saved = snapshot("tides", ctl, streams)
+    one = control_for()  # the show edited down to one stream
+    notes = restore(one, saved, time.monotonic(), streams=streams_for(one))
+    assert notes == ["stream 2 is no longer in the show: its settings are left out"]
+
+
+@pytest.mark.parametrize("streams, fragment", [
+    ("left", "streams: expected a list"),
+    ([{"index": 2}], "streams: [0].index: expected 1"),
+    ([{"index": 1, "strength": 3}], "streams: [0].strength: expected null or a number from 0 to 1"),
+    ([{"index": 1, "seed": -1}], "streams: [0].seed"),
+    ([{"index": 1, "words": "yes"}], "streams: [0].words: expected true or false"),
+])
+def test_a_bad_streams_field_is_named(streams, fragment):
+    data = json.loads(to_json(snapshot("tides", control_for())))
+    data["streams"] = streams
+    with pytest.raises(StateFileError) as info:
+        parse_saved(data, snapshot("tides", control_for()))
+    assert fragment in str(info.value)

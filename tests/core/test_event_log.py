@@ -267,3 +267,18 @@ def test_scrubbing_a_file_keeps_other_lines_as_they_were_and_its_time(tmp_path):
     assert len(after) == 5 and path.stat().st_mtime == 1_700_000_000
     assert not scrub_file(path).changed
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_a_log_folder_that_cannot_be_listed_does_not_stop_the_start(tmp_path):
+    # A folder the log cannot even list (here a symlink loop, ELOOP; for a service user, a
+    # root-only logs/ folder, EACCES): lines are counted and dropped, never a traceback at start.
+    loop = tmp_path / "logs"
+    loop.symlink_to(loop)
+    log = EventLog(loop / "events-{day}.jsonl")
+    log.write("start", show="x")
+    assert log.lines_lost == 1 and log.in_outage
+    loop.unlink()
+    time.sleep(RETRY_S + 0.05)
+    log.write("stop", hung=[])
+    log.close()
+    assert [r["event"] for r in lines_of(log.path)] == ["error", "stop"]

@@ -173,3 +173,23 @@ def test_pygame_is_stopped_once_every_output_is_closed():
     assert pygame.display.get_init()
     outputs.close()
     assert not pygame.display.get_init()
+
+
+def test_a_show_switched_to_keeps_the_open_outputs_and_says_when_its_own_differ():
+    running = show_with([{"stream": 1, "mode": "headless"}, {"stream": 2, "mode": "headless"}])
+    outputs = build_outputs(running, "switch").open()
+    try:
+        assert outputs.kept_for(show_with([{"stream": 1, "mode": "headless"}, {"stream": 2, "mode": "headless"}])) == ""
+        triptych = show_with([{"stream": 1, "mode": "headless"}, {"stream": 2, "mode": "headless"},
+                              {"kind": "ndi", "name": "left"}])
+        note = outputs.kept_for(triptych)
+        assert "2 outputs" in note and "3 [[outputs]]" in note and "restart" in note
+        assert "[[outputs]]" in outputs.kept_for(parse_show({}))  # a show without: still the two open
+    finally:
+        outputs.close()
+    single = build_outputs(parse_show({"display": {"mode": "headless"}}), "single").open()
+    try:
+        assert single.kept_for(parse_show({"display": {"fps": 60}})) == ""  # [display] is taken over
+        assert "1 output" in single.kept_for(triptych)
+    finally:
+        single.close()
