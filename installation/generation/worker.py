@@ -120,6 +120,11 @@ class GeneratorWorker(Worker):
     retry_primary_s = 30.0
     load_join_s = 3.0  # how long stop() waits for a load in progress (it cannot be interrupted)
     rebuild_window_s = 60.0  # a rebuild this soon after the last waits (reload_backoff_s), not loads at once
+    # ... unless the reloaded model proved itself in between: it painted this many good frames
+    # over at least this long, so running out of memory again is a passing event (another
+    # process's memory, fragmentation), not a model that cannot fit.
+    proven_frames = 100
+    proven_s = 10.0
     mask_camera_wait_s = 5.0  # mask mode: how long the first frame waits for the camera image
 
     def __init__(
@@ -181,6 +186,8 @@ class GeneratorWorker(Worker):
         self._failed_with = ""
         self._rebuilds_in_row = 0
         self._last_rebuild_t = -1e9
+        self._good_since_rebuild = 0  # the primary's good frames since the last rebuild
+        self._first_good_t: float | None = None  # ... and when the first of them came
         # Image safety: only for a model's frames (the preview paints nothing a checker could flag).
         self.safety = safety if safety is not None and safety.enabled and self._needs_load else None
         self._checker_loader = checker_loader
@@ -352,12 +359,17 @@ class GeneratorWorker(Worker):
     def _rebuild(self, reason: str) -> None:
         """Out of memory (or a primary whose frames stay bad): the preview paints, the primary
         lets go of its model and frees the memory, and the model is loaded again in the
-        background, at once unless the last rebuild was within `rebuild_window_s`."""
+        background, at once unless the last rebuild was within `rebuild_window_s` and the model
+        has not proved itself since (`proven_frames` over `proven_s`)."""
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since, self._failed_with = now, "oom"
-        self._rebuilds_in_row = self._rebuilds_in_row + 1 if now - self._last_rebuild_t < self.rebuild_window_s else 0
+        proven = (self._good_since_rebuild >= self.proven_frames and self._first_good_t is not None
+                  and now - self._first_good_t >= self.proven_s)
+        soon = now - self._last_rebuild_t < self.rebuild_window_s
+        self._rebuilds_in_row = self._rebuilds_in_row + 1 if soon and not proven else 0
         self._last_rebuild_t = now
+        self._good_since_rebuild, self._first_good_t = 0, None
         delay_s = 0.0 if self._rebuilds_in_row == 0 else \
             self.reload_backoff_s[min(self._rebuilds_in_row - 1, len(self.reload_backoff_s) - 1)]
         self._active = self.fallback
@@ -547,6 +559,9 @@ class GeneratorWorker(Worker):
         self._failing_since = None
         self._failures = 0
         self._degraded_until = 0.0
+        self._good_since_rebuild += 1
+        if self._first_good_t is None:
+            self._first_good_t = time.monotonic()
 
     def _safe(self, frame: np.ndarray, stream: int = 1) -> bool:
         """[safety]: whether the checker lets this model frame through (streak rule). A checker

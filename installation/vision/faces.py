@@ -76,9 +76,10 @@ class MediapipeFaces:
     name = "mediapipe"
 
     def __init__(self, solutions: Any) -> None:
-        self._graph = solutions.face_detection.FaceDetection(
-            model_selection=MEDIAPIPE_MODEL, min_detection_confidence=MEDIAPIPE_MIN_SCORE)
-        warm_up(self._graph)
+        with quiet_native_stderr():  # the graph's threads print from the constructor on (see warm_up)
+            self._graph = solutions.face_detection.FaceDetection(
+                model_selection=MEDIAPIPE_MODEL, min_detection_confidence=MEDIAPIPE_MIN_SCORE)
+            warm_up(self._graph)
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         height, width = frame.shape[:2]

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from installation.core.messages import Person
+from installation.core.native_stderr import quiet_native_stderr
 
 from .faces import INSTALL_HINT, mediapipe_solutions, warm_up
 from .motion import mask_at
@@ -29,8 +30,11 @@ class Segmenter:
     """mediapipe selfie segmentation, loaded once."""
 
     def __init__(self, solutions: Any) -> None:
-        self._graph = solutions.selfie_segmentation.SelfieSegmentation(model_selection=SEGMENTATION_MODEL)
-        warm_up(self._graph)
+        # The graph starts its calculators (and TFLite prints its delegate line) from the
+        # constructor on, on its own threads: built and warmed up inside one quiet window.
+        with quiet_native_stderr():
+            self._graph = solutions.selfie_segmentation.SelfieSegmentation(model_selection=SEGMENTATION_MODEL)
+            warm_up(self._graph)
 
     def mask(self, frame: np.ndarray) -> np.ndarray:
         height, width = frame.shape[:2]

@@ -352,3 +352,27 @@ def test_a_rebuild_soon_after_another_waits_so_a_model_that_cannot_fit_does_not_
     finally:
         worker.stop()
         worker.join(WAIT_S)
+
+
+def test_a_model_that_proved_itself_since_the_last_rebuild_is_rebuilt_at_once(tiny_model, no_thread_leak):
+    """Out of memory again after the reloaded model painted well for a while is a passing event
+    (the soak repeats the fault every minute or so): no backoff, the model paints again at once."""
+    rig = Rig(txt2img_cfg(tiny_model))
+    gen = DiffusersGenerator(rig.cfg)
+    worker = rig.worker(gen)
+    worker.reload_backoff_s = (30.0, 60.0)  # a backoff would show as a recovery this test cannot wait for
+    worker.proven_frames, worker.proven_s = 5, 0.5
+    try:
+        _run_until_painting(rig, worker, gen.name)
+        for n in (1, 2):
+            rig.faults.arm("generator_oom")
+            wait_for(lambda n=n: len([e for e in rig.states() if e.get("state") == "recovered"]) >= n,
+                     f"recovery {n}")
+            wait_for(lambda: worker._good_since_rebuild >= 5 and time.monotonic() - worker._first_good_t >= 0.5,
+                     "the reloaded model proving itself")
+        waits = [e["retry_s"] for e in rig.states() if e.get("state") == "rebuilding"]
+        assert waits == [0.0, 0.0]
+        assert_every_shown_frame_is_good(rig)
+    finally:
+        worker.stop()
+        worker.join(WAIT_S)
