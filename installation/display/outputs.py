@@ -37,7 +37,7 @@ from installation.core.messages import GeneratedFrame
 from installation.core.worker import ErrorHandler
 from installation.show import DisplayConfig, OutputConfig, Show, resolve_path, stream_number
 
-from .presenter import FramePacer, Presenter
+from .presenter import FramePacer, Presenter, quit_pygame_display
 from .windows import OutputWindow
 
 log = logging.getLogger(__name__)
@@ -238,12 +238,9 @@ class Outputs:
                 log.exception("display: closing %s failed", out.plan.label)
         if not self.single:
             try:
-                pygame.font.quit()
-                pygame.display.quit()
+                quit_pygame_display(self._driver_env_set)
             finally:
-                if self._driver_env_set:
-                    os.environ.pop("SDL_VIDEODRIVER", None)
-                    self._driver_env_set = False
+                self._driver_env_set = False
         self._opened = False
 
     # --- the loop ----------------------------------------------------------------------------

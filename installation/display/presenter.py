@@ -187,6 +187,17 @@ def _buffer_layout(surface: pygame.Surface) -> str | None:
 
 # --- the presenter --------------------------------------------------------------------------
 
+def quit_pygame_display(driver_env_set: bool) -> None:
+    """pygame's display and fonts shut down, and the SDL_VIDEODRIVER this process set for a
+    headless run taken back (`driver_env_set`), even when the shutdown raises."""
+    try:
+        pygame.font.quit()
+        pygame.display.quit()
+    finally:
+        if driver_env_set:
+            os.environ.pop("SDL_VIDEODRIVER", None)
+
+
 class Presenter:
     """Presents generated frames; see the module docstring for the loop that drives it.
 
@@ -397,12 +408,9 @@ class Presenter:
 
     def _quit_pygame(self) -> None:
         try:
-            pygame.font.quit()
-            pygame.display.quit()
+            quit_pygame_display(self._driver_env_set)
         finally:
-            if self._driver_env_set:
-                os.environ.pop("SDL_VIDEODRIVER", None)
-                self._driver_env_set = False
+            self._driver_env_set = False
 
     def __enter__(self) -> Presenter:
         return self.open()
