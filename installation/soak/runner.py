@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from installation.core.faults import INTERNAL_FAULTS
+from installation.core.faults import FAULT_KINDS, INTERNAL_FAULTS
 
 from . import schedule
 from .applog import LogTail
@@ -99,11 +99,14 @@ def _say(text: str) -> None:
 
 class Soak:
     def __init__(self, files: SoakFiles, minutes: float, faults: bool, seed: int = 0,
-                 progress: Callable[[str], None] = _say) -> None:
+                 progress: Callable[[str], None] = _say, kinds: tuple[str, ...] = FAULT_KINDS,
+                 spacing_s: float = schedule.SPACING_S) -> None:
         self.files = files
         self.minutes = minutes
         self.faults_on = faults
         self.seed = seed
+        self.kinds = kinds
+        self.spacing_s = spacing_s
         self._progress = progress
         # --faults always: it is also what makes the app write the heartbeats the soak is judged by;
         # without the harness's --faults, nothing is armed.
@@ -133,9 +136,9 @@ class Soak:
                 return self._finish()
             self._note(f"first frame after {self.seen.first_frames[0] - self.t0:.2f} s")
             self.osc.send("/jadong/cue/go", RESTORED_CUE)  # a restart should come back to it
-            planned = schedule.plan(self.minutes, seed=self.seed) if self.faults_on else []
+            planned = self.planned()
             if self.faults_on:
-                self.result.not_injected = schedule.left_out(planned)
+                self.result.not_injected = schedule.left_out(planned, self.kinds)
             end = self.t0 + self.minutes * 60.0
             for p in planned:
                 self._idle_until(self.t0 + p.at_s)
@@ -154,6 +157,12 @@ class Soak:
                 self.app.kill()
             self.osc.close()
             self.tail.close()
+
+    def planned(self) -> list[schedule.PlannedFault]:
+        """The faults this soak injects (none without --faults)."""
+        if not self.faults_on:
+            return []
+        return schedule.plan(self.minutes, self.kinds, seed=self.seed, spacing_s=self.spacing_s)
 
     def _finish(self) -> SoakResult:
         self._stop_app("at the end")
