@@ -122,8 +122,11 @@ class GeneratorWorker(Worker):
     rebuild_window_s = 60.0  # a rebuild this soon after the last waits (reload_backoff_s), not loads at once
     # ... unless the reloaded model proved itself in between: it painted this many good frames
     # over at least this long, so running out of memory again is a passing event (another
-    # process's memory, fragmentation), not a model that cannot fit.
-    proven_frames = 100
+    # process's memory, fragmentation), not a model that cannot fit. The time says it fits; the
+    # few frames say it was painting then. (100 frames was too many: a slow machine, or a still
+    # room whose camera frames seldom change, took 20 s or more to prove a model that fitted, and
+    # a soak with an OOM every 15 s found each rebuild waiting the 30 s backoff.)
+    proven_frames = 10
     proven_s = 10.0
     mask_camera_wait_s = 5.0  # mask mode: how long the first frame waits for the camera image
 

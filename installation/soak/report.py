@@ -57,7 +57,8 @@ class SoakResult:
     presented_frames: int = 0
     bad_frames: int = 0
     cue_restored: bool | None = None  # after the restart: the cue fired before it is current again
-    not_injected: list[str] = field(default_factory=list)
+    not_injected: list[str] = field(default_factory=list)  # kinds a soak this short had no room for
+    ran_late: int = 0  # planned faults skipped: earlier recoveries took the time they were due in
     event_log: str = ""
     problems: list[str] = field(default_factory=list)  # what went wrong in the harness itself
 
@@ -146,6 +147,7 @@ class SoakResult:
             "transcripts": self.transcripts,
             "presented_frames": self.presented_frames,
             "not_injected": self.not_injected,
+            "ran_late": self.ran_late,
             "event_log": self.event_log,
         }
 
@@ -164,6 +166,9 @@ class SoakResult:
                 lines.append(f"  {f.kind:<16} {f.injected_at_s:>9.1f} s  {took}" + (f"  ({f.note})" if f.note else ""))
         if self.not_injected:
             lines.append(f"  not injected (no room in a soak this short): {', '.join(self.not_injected)}")
+        if self.ran_late:
+            lines.append(f"  {self.ran_late} planned faults skipped near the end: waiting for earlier recoveries "
+                         "took their time")
         if self.cue_restored is not None:
             lines.append(f"cue after the restart: {'restored' if self.cue_restored else 'NOT restored'}")
         lines.append(f"crashes: {len(self.crashes)}")

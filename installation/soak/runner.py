@@ -143,7 +143,9 @@ class Soak:
             for p in planned:
                 self._idle_until(self.t0 + p.at_s)
                 if time.monotonic() > end - schedule.TAIL_S / 2:
-                    self.result.not_injected.append(p.kind)
+                    self.result.ran_late += 1
+                    if p.kind not in self.result.not_injected and all(f.kind != p.kind for f in self.result.faults):
+                        self.result.not_injected.append(p.kind)
                     continue
                 outcome = self._inject(p.kind)
                 self.result.faults.append(outcome)

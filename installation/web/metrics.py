@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -90,6 +91,10 @@ class ShowCollector(Collector):
 def make_registry(collector: ShowCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    # The process's own resident memory, CPU seconds, open files and start time
+    # (process_resident_memory_bytes, ...; from /proc, Linux only): over weeks unattended, the
+    # memory line is what tells staff early that something grows.
+    ProcessCollector(registry=registry)
     return registry
 
 

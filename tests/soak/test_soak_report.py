@@ -69,3 +69,13 @@ def test_the_text_report_lists_faults_memory_and_the_verdict():
     assert "memory (RSS): 0:00 300 MB · 1:00 1010 MB · 2:00 1020 MB · end 1028 MB" in text
     assert "cue after the restart: NOT restored" in text
     assert text.rstrip().endswith("result: PASSED")
+    assert "skipped" not in text and r.as_json()["ran_late"] == 0
+
+
+def test_faults_skipped_because_the_soak_ran_late_are_counted_apart_from_kinds_it_had_no_room_for():
+    r = good()
+    r.not_injected, r.ran_late = ["disk_full"], 3
+    text = r.text()
+    assert "not injected (no room in a soak this short): disk_full" in text
+    assert "3 planned faults skipped near the end" in text
+    assert (r.as_json()["not_injected"], r.as_json()["ran_late"]) == (["disk_full"], 3)

@@ -12,6 +12,7 @@ import time
 import aiohttp
 import cv2
 import numpy as np
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -64,6 +65,10 @@ def test_metrics_parse_and_hold_no_visitor_words(rig):
     assert samples[("jadong_model_load_seconds", ())] == 4.5
     assert samples[("jadong_healthy", ())] == 1
     assert samples[("jadong_web_controls_total", (("outcome", "ok"),))] == 1
+    # The process's own memory, for staff watching it over weeks: this very process's RSS.
+    rss = psutil.Process().memory_info().rss
+    assert 0.5 * rss < samples[("process_resident_memory_bytes", ())] < 2 * rss
+    assert samples[("process_open_fds", ())] > 0
     assert "elephant" not in r.text and "purple" not in r.text  # a label made of words is dropped
 
 
