@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .core.heap import limit_malloc_arenas
 from .show import PROJECT_ROOT, Show, ShowError, load_show
 
 log = logging.getLogger("jadong")
@@ -199,6 +200,7 @@ def run_show(argv: list[str], started_mono: float | None) -> int:
 def main(argv: list[str] | None = None, started_mono: float | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    limit_malloc_arenas()  # before any thread: weeks of faults must not grow the C heap (core/heap.py)
     if argv and argv[0] == "render":  # a whole video file restyled, not in real time (render.py)
         from .render import main as render
 

@@ -1,6 +1,8 @@
 """release_free_heap gives the C heap's free pages back: in a fresh process, memory freed in the
 middle of glibc's heap (what a released model leaves, with later allocations above it) stays in
-the process's RSS until it is called, and leaves it after."""
+the process's RSS until it is called, and leaves it after. limit_malloc_arenas keeps a process's
+threads to two glibc arenas (counted by glibc's own malloc_stats), and leaves an operator's
+MALLOC_ARENA_MAX alone."""
 
 from __future__ import annotations
 
@@ -51,3 +53,47 @@ def test_it_never_raises_and_says_when_there_is_nothing_to_call(monkeypatch):
 
     monkeypatch.setattr(heap, "_find", lambda: None)
     assert heap.release_free_heap() is None
+
+
+# Eight threads allocate at once (each a C malloc of 4 KB, many times); glibc's malloc_stats then
+# prints one "Arena N:" block per arena on stderr.
+ARENAS_CHILD = r"""
+import ctypes, sys, threading
+sys.path.insert(0, sys.argv[1])
+from installation.core.heap import limit_malloc_arenas
+if sys.argv[2] == "limit":
+    print(limit_malloc_arenas(), flush=True)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(8)
+def work():
+    barrier.wait()
+    for _ in range(20_000):
+        libc.free(libc.malloc(4096))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc.malloc_stats()
+"""
+
+
+def arenas_used(mode: str, env: dict[str, str] | None = None) -> tuple[str, int]:
+    proc = subprocess.run([sys.executable, "-c", ARENAS_CHILD, str(ROOT), mode], capture_output=True, text=True,
+                          timeout=60, check=True, env=env)
+    return proc.stdout.strip(), proc.stderr.count("Arena ")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_command_keeps_its_threads_to_two_malloc_arenas():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    said, limited = arenas_used("limit", env)
+    _, free = arenas_used("free", env)
+    assert said == "True" and limited <= 2, (said, limited)
+    assert free > 2, free  # glibc's own default: the threads spread over more arenas
+    said, chosen = arenas_used("limit", {**env, "MALLOC_ARENA_MAX": "4"})
+    assert said == "False" and 2 < chosen <= 4, (said, chosen)  # the operator's choice stands
