@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,7 @@ def _libc() -> ctypes.CDLL | None:
 
 @functools.cache  # looked up once; glibc's malloc_trim takes its arenas' own locks
 def _find() -> Callable[[int], int] | None:
-    libc = _libc()
-    try:
-        trim = libc.malloc_trim if libc is not None else None  # glibc only: musl has no such symbol
-    except AttributeError:
-        return None
+    trim = _symbol("malloc_trim")  # glibc only: musl has no such symbol
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -61,16 +58,18 @@ def _find() -> Callable[[int], int] | None:
     return trim
 
 
+def _symbol(name: str) -> Any:
+    """A function of the C library, or None where there is no such library or function."""
+    libc = _libc()
+    return getattr(libc, name, None) if libc is not None else None
+
+
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """At most `arenas` glibc malloc arenas for this process, unless MALLOC_ARENA_MAX is set
     (the operator's choice stands). Call it first thing, before threads start. True when set."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    libc = _libc()
-    try:
-        mallopt = libc.mallopt if libc is not None else None
-    except AttributeError:
-        return False
+    mallopt = _symbol("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -335,6 +335,12 @@ def test_the_streaming_generator_lets_go_of_its_engine(tiny_model):
     assert frame_problem(gen.generate(Prompt("a garden"), params_from_config(gen.cfg), None)) == ""
 
 
+def _out_of_memory_until_recovery(rig: Rig, n: int) -> None:
+    """An injected OOM, then wait for the `n`th recovery of the rig's life."""
+    rig.faults.arm("generator_oom")
+    wait_for(lambda: len([e for e in rig.states() if e.get("state") == "recovered"]) >= n, f"recovery {n}")
+
+
 def test_a_rebuild_soon_after_another_waits_so_a_model_that_cannot_fit_does_not_loop(tiny_model, no_thread_leak):
     rig = Rig(txt2img_cfg(tiny_model))
     gen = DiffusersGenerator(rig.cfg)
@@ -343,9 +349,7 @@ def test_a_rebuild_soon_after_another_waits_so_a_model_that_cannot_fit_does_not_
     try:
         _run_until_painting(rig, worker, gen.name)
         for n in (1, 2):
-            rig.faults.arm("generator_oom")
-            wait_for(lambda n=n: len([e for e in rig.states() if e.get("state") == "recovered"]) >= n,
-                     f"recovery {n}")
+            _out_of_memory_until_recovery(rig, n)
         waits = [e["retry_s"] for e in rig.states() if e.get("state") == "rebuilding"]
         assert waits == [0.0, 0.3]  # the first at once, the second (within rebuild_window_s) after a wait
         assert_every_shown_frame_is_good(rig)
@@ -365,9 +369,7 @@ def test_a_model_that_proved_itself_since_the_last_rebuild_is_rebuilt_at_once(ti
     try:
         _run_until_painting(rig, worker, gen.name)
         for n in (1, 2):
-            rig.faults.arm("generator_oom")
-            wait_for(lambda n=n: len([e for e in rig.states() if e.get("state") == "recovered"]) >= n,
-                     f"recovery {n}")
+            _out_of_memory_until_recovery(rig, n)
             wait_for(lambda: worker._good_since_rebuild >= 5 and time.monotonic() - worker._first_good_t >= 0.5,
                      "the reloaded model proving itself")
         waits = [e["retry_s"] for e in rig.states() if e.get("state") == "rebuilding"]
